@@ -1,0 +1,34 @@
+// Bundles src/ into one file that runs on Node >= 18.19 with no node_modules beside it.
+import { build } from 'esbuild';
+import { readFile, chmod } from 'node:fs/promises';
+
+const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+const outfile = new URL('../dist/docker-build-remote-cache.mjs', import.meta.url).pathname;
+
+await build({
+  entryPoints: [new URL('../src/main.ts', import.meta.url).pathname],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node18.19',
+  minify: true,
+  legalComments: 'none',
+  charset: 'utf8',
+  banner: {
+    // Some bundled CommonJS (yargs' helpers) calls require(); give ESM one.
+    js: [
+      '#!/usr/bin/env node',
+      "import { createRequire as __drcRequire } from 'node:module';",
+      "import { fileURLToPath as __drcPath } from 'node:url';",
+      "import { dirname as __drcDir } from 'node:path';",
+      'const require = __drcRequire(import.meta.url);',
+      'const __filename = __drcPath(import.meta.url);',
+      'const __dirname = __drcDir(__filename);',
+    ].join('\n'),
+  },
+  define: { __VERSION__: JSON.stringify(pkg.version) },
+  logLevel: 'warning',
+});
+await chmod(outfile, 0o755);
+console.log(`built ${outfile}`);

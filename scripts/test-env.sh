@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Brings up what the integration tests, the demo and the benchmark need:
+# a Docker engine, a registry on 127.0.0.1, and a busybox base image in it.
+# Idempotent: reuses an engine or registry that already answers, and records
+# only what it started so that `test-env.sh stop` stops only that.
+#
+#   scripts/test-env.sh [up]      bring everything up (default)
+#   scripts/test-env.sh stop      stop what this script started
+#   scripts/test-env.sh env       print the variables tests read
+set -euo pipefail
+
+STATE_DIR="${DRC_TEST_STATE:-/tmp/drc-test-env}"
+REGISTRY_ADDR="${DRC_TEST_REGISTRY:-127.0.0.1:5000}"
+BASE_IMAGE="${REGISTRY_ADDR}/drc-test/busybox:1"
+mkdir -p "$STATE_DIR"
+
+log() { printf 'test-env: %s\n' "$*" >&2; }
+
+engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+registry_answers() { curl -fsS -m 3 "http://${REGISTRY_ADDR}/v2/" >/dev/null 2>&1; }
+
+install_packages() {
+  local missing=()
+  command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  # The engine may be remote (DOCKER_HOST) on a laptop; only a local setup needs dockerd.
+  if [ -z "${DOCKER_HOST:-}" ] && ! command -v dockerd >/dev/null 2>&1; then missing+=(docker.io); fi
+  command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+  command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ "${#missing[@]}" -eq 0 ]; then return 0; fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "missing: ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) and run again"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+start_engine() {
+  if engine_answers; then log "engine: reusing the one that answers"; return 0; fi
+  log "engine: starting dockerd"
+  nohup dockerd --host unix:///var/run/docker.sock >"$STATE_DIR/dockerd.log" 2>&1 &
+  echo $! >"$STATE_DIR/dockerd.pid"
+  for _ in $(seq 1 60); do
+    if engine_answers; then log "engine: up"; return 0; fi
+    sleep 0.5
+  done
+  log "engine: dockerd did not answer in 30 s; see $STATE_DIR/dockerd.log"
+  tail -20 "$STATE_DIR/dockerd.log" >&2 || true
+  exit 1
+}
+
+start_registry() {
+  if registry_answers; then log "registry: reusing the one on $REGISTRY_ADDR"; return 0; fi
+  log "registry: starting on $REGISTRY_ADDR"
+  mkdir -p "$STATE_DIR/registry-data"
+  cat >"$STATE_DIR/registry.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: json
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $STATE_DIR/registry-data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  nohup docker-registry serve "$STATE_DIR/registry.yml" >"$STATE_DIR/registry.log" 2>&1 &
+  echo $! >"$STATE_DIR/registry.pid"
+  for _ in $(seq 1 40); do
+    if registry_answers; then log "registry: up"; return 0; fi
+    sleep 0.25
+  done
+  log "registry: did not answer in 10 s; see $STATE_DIR/registry.log"
+  exit 1
+}
+
+push_base_image() {
+  if curl -fsS -m 3 -o /dev/null \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://${REGISTRY_ADDR}/v2/drc-test/busybox/manifests/1" 2>/dev/null; then
+    log "base image: $BASE_IMAGE already in the registry"
+    return 0
+  fi
+  log "base image: building $BASE_IMAGE from busybox-static"
+  local dir busybox
+  dir="$(mktemp -d)"
+  busybox="$(command -v busybox || echo /bin/busybox)"
+  mkdir -p "$dir/bin"
+  cp "$busybox" "$dir/bin/busybox"
+  for applet in sh ash mkdir cat sleep dd echo ls cp mv rm touch sha256sum find wc \
+    head tail sed grep tr sort date true false test env printf gzip tar seq; do
+    ln -sf busybox "$dir/bin/$applet"
+  done
+  printf 'FROM scratch\nCOPY bin /bin\nCMD ["/bin/sh"]\n' >"$dir/Dockerfile"
+  docker build -q -t "$BASE_IMAGE" "$dir" >/dev/null
+  docker push "$BASE_IMAGE" >/dev/null
+  rm -rf "$dir"
+  log "base image: pushed"
+}
+
+stop_started() {
+  for name in registry dockerd; do
+    if [ -f "$STATE_DIR/$name.pid" ]; then
+      local pid
+      pid="$(cat "$STATE_DIR/$name.pid")"
+      if kill "$pid" 2>/dev/null; then log "stopped $name ($pid)"; fi
+      rm -f "$STATE_DIR/$name.pid"
+    fi
+  done
+}
+
+print_env() {
+  echo "DRC_TEST_REGISTRY=$REGISTRY_ADDR"
+  echo "DRC_TEST_BASE_IMAGE=$BASE_IMAGE"
+  echo "DRC_TEST_REGISTRY_LOG=$STATE_DIR/registry.log"
+}
+
+case "${1:-up}" in
+  up)
+    install_packages
+    start_engine
+    start_registry
+    push_base_image
+    print_env
+    ;;
+  stop) stop_started ;;
+  env) print_env ;;
+  *) log "usage: $0 [up|stop|env]"; exit 2 ;;
+esac

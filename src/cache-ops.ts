@@ -1,0 +1,124 @@
+import type { Docker } from './docker.js';
+import { tail } from './errors.js';
+import { formatRef, type ImageRef } from './image-ref.js';
+import type { Logger } from './log.js';
+import { RegistryError, type RegistryApi } from './registry.js';
+import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
+
+export type Lookup = 'found' | 'missing' | 'unknown';
+
+export interface OpResult {
+  readonly ok: boolean;
+  readonly message: string;
+}
+
+/**
+ * Registry operations for caches: best-effort, retried when the failure is
+ * transient, and skipped for a registry that was found unreachable, so a dead
+ * registry costs one timeout, not one per tag.
+ */
+export class CacheOps {
+  retries = 0;
+  private readonly down = new Set<string>();
+  private readonly diffIdCache = new Map<string, Promise<string[] | undefined>>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly registry: RegistryApi,
+    private readonly log: Logger,
+    private readonly policy: RetryPolicy,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private domainOf(ref: ImageRef): string {
+    return ref.domain ?? 'docker.io';
+  }
+
+  isDown(ref: ImageRef): boolean {
+    return this.down.has(this.domainOf(ref));
+  }
+
+  private markDown(ref: ImageRef, message: string): void {
+    const domain = this.domainOf(ref);
+    if (this.down.has(domain)) return;
+    this.down.add(domain);
+    this.log.warn(`registry ${domain} is unreachable (${firstLine(message)}); cache operations on it are skipped for the rest of this run`);
+  }
+
+  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>): Promise<OpResult> {
+    if (this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
+    const { value, retries } = await withRetry(
+      this.policy,
+      async () => {
+        const result = await attempt();
+        return { ok: result.ok, value: result, message: result.message };
+      },
+      undefined,
+      (n, message, delay) => this.log.info(`  retry ${n} of ${what} ${formatRef(ref)} in ${(delay / 1000).toFixed(1)}s: ${firstLine(message)}`),
+    );
+    this.retries += retries;
+    if (!value.ok && classifyFailure(value.message) === 'unreachable') this.markDown(ref, value.message);
+    return value;
+  }
+
+  /** Whether a tag exists, asked through the registry API. 'unknown' when the API cannot tell. */
+  async lookup(ref: ImageRef): Promise<Lookup> {
+    let found: Lookup = 'unknown';
+    const result = await this.retrying('lookup of', ref, async () => {
+      try {
+        found = (await this.registry.head(ref)) === undefined ? 'missing' : 'found';
+        return { ok: true, message: '' };
+      } catch (error) {
+        return { ok: false, message: (error as Error).message };
+      }
+    });
+    if (!result.ok) this.log.debug(`lookup of ${formatRef(ref)} failed: ${result.message}`);
+    return result.ok ? found : 'unknown';
+  }
+
+  async pull(ref: ImageRef): Promise<OpResult> {
+    return this.retrying('pull of', ref, async () => {
+      const result = await this.docker.pull(formatRef(ref), this.timeoutMs);
+      return { ok: result.exitCode === 0, message: result.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3) };
+    });
+  }
+
+  async push(ref: ImageRef): Promise<OpResult> {
+    return this.retrying('push of', ref, async () => {
+      const result = await this.docker.push(formatRef(ref), this.timeoutMs);
+      return { ok: result.exitCode === 0, message: result.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3) };
+    });
+  }
+
+  /** Points `to` at the manifest of `from` (same repository): no layer moves. */
+  async copyManifest(from: ImageRef, to: ImageRef): Promise<OpResult> {
+    return this.retrying('manifest copy to', to, async () => {
+      try {
+        const manifest = await this.registry.getManifest(from);
+        await this.registry.putManifest(to, manifest);
+        return { ok: true, message: '' };
+      } catch (error) {
+        return { ok: false, message: (error as Error).message };
+      }
+    });
+  }
+
+  /** The layer digests of a remote image, read from its config (cached per ref). */
+  remoteDiffIds(ref: ImageRef): Promise<string[] | undefined> {
+    const key = formatRef(ref);
+    let pending = this.diffIdCache.get(key);
+    if (!pending) {
+      pending = this.registry.diffIds(ref).catch((error: unknown) => {
+        this.log.debug(`reading layers of ${key} failed: ${(error as Error).message}`);
+        if (error instanceof RegistryError && classifyFailure(error.message) === 'unreachable') this.markDown(ref, error.message);
+        return undefined;
+      });
+      this.diffIdCache.set(key, pending);
+    }
+    return pending;
+  }
+}
+
+function firstLine(text: string): string {
+  return (text.split('\n').find((l) => l.trim() !== '') ?? text).trim().slice(0, 200);
+}

@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import yargs from 'yargs/yargs';
+import { HELPER_OPTIONS, splitArgs } from './cli-args.js';
+import { readContext } from './context.js';
+import { Docker } from './docker.js';
+import { ExitCode, UserError, usageError } from './errors.js';
+import { execaRunner } from './exec.js';
+import { consoleLogger } from './log.js';
+import { normaliseOptions, type Options, type ParsedHelperArgs } from './options.js';
+import { dockerCredentials, httpRegistry } from './registry.js';
+import { formatMarkdown, formatSummary, type RunReport } from './report.js';
+import { execute } from './run.js';
+
+declare const __VERSION__: string;
+const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
+
+const EPILOG = `Examples:
+  docker-build-remote-cache registry.example.com/team/app:$CIRCLE_SHA1
+  docker-build-remote-cache localhost:5000/app:dev --build-arg VERSION=1 -f docker/Dockerfile .
+  docker-build-remote-cache myorg/app --branch feature/x --no-push --report report.json
+
+Every option that is not the helper's goes to each docker build untouched.
+Exit codes: 0 ok, 2 usage, 3 bad input, 4 no docker CLI, 5 engine unreachable,
+6 build failed, 7 deploy push failed, 130 SIGINT, 143 SIGTERM, 1 internal error.`;
+
+function parseHelperArgs(helperArgv: string[]): ParsedHelperArgs | 'exit' {
+  let output = '';
+  let failure: Error | undefined;
+  const parser = yargs(helperArgv)
+    .scriptName('docker-build-remote-cache')
+    .usage('$0 IMAGE[:TAG] [docker build options...] [CONTEXT]\n\nBuilds a multi-stage Dockerfile stage by stage, reusing layer caches kept in the registry\n(this branch, then the default branches, then unprefixed), pushes the caches back, and\npushes IMAGE:TAG.')
+    .options(HELPER_OPTIONS)
+    .strictOptions()
+    .version(VERSION)
+    .help()
+    .alias('h', 'help')
+    .epilog(EPILOG)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      failure = error ?? usageError(message);
+    });
+  const parsed = parser.parseSync(helperArgv, {}, (_err, _argv, text) => {
+    output = text;
+  }) as unknown as ParsedHelperArgs & { help?: boolean; version?: boolean };
+  if (failure) throw failure instanceof UserError ? failure : usageError(failure.message, 'see --help');
+  if (output !== '') {
+    process.stdout.write(`${output}\n`);
+    return 'exit';
+  }
+  return parsed;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function writeReports(options: Options, report: RunReport): Promise<void> {
+  if (options.reportJson) await writeFile(options.reportJson, `${JSON.stringify(report, null, 2)}\n`);
+  if (options.reportMd) await writeFile(options.reportMd, formatMarkdown(report));
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let verbose = argv.includes('--verbose');
+  const secrets: string[] = [];
+  const log = consoleLogger({ verbose, secrets: () => secrets });
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) return;
+    log.warn(`${signal} received: stopping the build, then pushing the caches of finished stages`);
+    controller.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let options: Options | undefined;
+  try {
+    const split = splitArgs(argv);
+    const parsed = parseHelperArgs(split.helper);
+    if (parsed === 'exit') return ExitCode.ok;
+    const ctx = readContext();
+    options = normaliseOptions(parsed, split, ctx);
+    verbose = options.verbose;
+    const stdinPassword = options.login?.password.from === 'stdin' ? await readStdin() : undefined;
+    if (stdinPassword) secrets.push(stdinPassword);
+    if (options.login?.password.from === 'env') {
+      const fromEnv = ctx.readVariable(options.login.password.name);
+      if (fromEnv) secrets.push(fromEnv);
+    }
+    const runner = execaRunner;
+    const docker = new Docker(options.docker, runner);
+    const configDir = ctx.dockerConfigDir;
+    const registry = httpRegistry({
+      timeoutMs: Math.min(options.timeoutSeconds * 1000, 60_000),
+      credentials: (domain) => dockerCredentials(configDir, domain, runner),
+    });
+    const report = await execute(options, {
+      docker,
+      registry,
+      runner,
+      log,
+      ctx,
+      cancel: controller.signal,
+      runId: randomBytes(4).toString('hex'),
+      stdinPassword,
+    });
+    if (!options.dryRun) process.stdout.write(`\n${formatSummary(report)}\n`);
+    await writeReports(options, report);
+    return ExitCode.ok;
+  } catch (error) {
+    const report = (error as { report?: RunReport }).report;
+    if (report && options) {
+      process.stdout.write(`\n${formatSummary(report)}\n`);
+      await writeReports(options, report).catch(() => undefined);
+    }
+    if (error instanceof UserError) {
+      if (error.detail) log.raw(`${error.detail}\n`);
+      log.raw(`error: ${error.message}\n`);
+      if (error.hint) log.raw(`hint: ${error.hint}\n`);
+      if (verbose && error.stack) log.raw(`${error.stack}\n`);
+      return error.exitCode;
+    }
+    log.raw(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
+    if (verbose) log.raw(`${(error as Error)?.stack ?? ''}\n`);
+    else log.raw('hint: run again with --verbose for the stack trace, and report it\n');
+    return ExitCode.internal;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,53 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Runner } from './exec.js';
+
+/** What the environment says about this run. The only reader of process.env. */
+export interface RunContext {
+  /** Branch from CircleCI, or undefined when CircleCI does not say. */
+  readonly ciBranch: string | undefined;
+  readonly ciTag: string | undefined;
+  readonly commit: string | undefined;
+  readonly buildUrl: string | undefined;
+  readonly isCi: boolean;
+  /** DOCKER_BUILDKIT as the user set it: true, false, or undefined when unset. */
+  readonly dockerBuildkit: boolean | undefined;
+  /** Where the docker CLI keeps config.json (logins, credential helpers). */
+  readonly dockerConfigDir: string;
+  /** Reads another variable by name (for --password-env). */
+  readonly readVariable: (name: string) => string | undefined;
+}
+
+/** CircleCI passes empty values through `environment:` as "<nil>" sometimes. */
+function clean(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' || trimmed === '<nil>' ? undefined : trimmed;
+}
+
+function parseFlag(value: string | undefined): boolean | undefined {
+  const v = clean(value)?.toLowerCase();
+  if (v === undefined) return undefined;
+  return !['0', 'false', 'no', 'off'].includes(v);
+}
+
+export function readContext(env: NodeJS.ProcessEnv = process.env): RunContext {
+  return {
+    ciBranch: clean(env.CIRCLE_BRANCH),
+    ciTag: clean(env.CIRCLE_TAG),
+    commit: clean(env.CIRCLE_SHA1),
+    buildUrl: clean(env.CIRCLE_BUILD_URL),
+    isCi: clean(env.CI) !== undefined || clean(env.CIRCLECI) !== undefined,
+    dockerBuildkit: parseFlag(env.DOCKER_BUILDKIT),
+    dockerConfigDir: clean(env.DOCKER_CONFIG) ?? join(homedir(), '.docker'),
+    readVariable: (name) => env[name],
+  };
+}
+
+/** The checked-out git branch, or undefined (detached HEAD, not a repository, no git). */
+export async function gitBranch(run: Runner, cwd: string): Promise<string | undefined> {
+  const result = await run('git', ['rev-parse', '--abbrev-ref', 'HEAD'], { cwd, timeoutMs: 10_000 });
+  const name = result.stdout.trim();
+  if (result.exitCode !== 0 || name === '' || name === 'HEAD') return undefined;
+  return name;
+}

@@ -1,0 +1,83 @@
+import type { RunOptions, RunResult, Runner } from './exec.js';
+
+/** One docker CLI invocation, as the plan describes it and --dry-run prints it. */
+export interface DockerInvocation {
+  readonly args: readonly string[];
+  /** Variables set for this command only (DOCKER_BUILDKIT...). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface DockerCapabilities {
+  readonly clientVersion: string;
+  readonly serverVersion: string;
+  readonly hasBuildx: boolean;
+}
+
+/** Shell-quotes an argument for display only; nothing is ever run through a shell. */
+export function displayArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function displayInvocation(cli: string, invocation: DockerInvocation): string {
+  const env = Object.entries(invocation.env).map(([k, v]) => `${k}=${displayArg(v)} `).join('');
+  return `${env}${cli} ${invocation.args.map(displayArg).join(' ')}`;
+}
+
+/** The only module that runs docker. Every call goes through the injected Runner. */
+export class Docker {
+  constructor(
+    readonly cli: string,
+    private readonly run: Runner,
+  ) {}
+
+  exec(invocation: DockerInvocation, options: Omit<RunOptions, 'env'> = {}): Promise<RunResult> {
+    return this.run(this.cli, invocation.args, { ...options, env: invocation.env });
+  }
+
+  async capabilities(timeoutMs: number): Promise<DockerCapabilities | RunResult> {
+    const version = await this.run(this.cli, ['version', '--format', '{{.Client.Version}} {{.Server.Version}}'], { timeoutMs });
+    if (version.exitCode !== 0 || version.notFound) return version;
+    const [clientVersion = '', serverVersion = ''] = version.stdout.trim().split(/\s+/);
+    const buildx = await this.run(this.cli, ['buildx', 'version'], { timeoutMs });
+    return { clientVersion, serverVersion, hasBuildx: buildx.exitCode === 0 };
+  }
+
+  pull(ref: string, timeoutMs: number): Promise<RunResult> {
+    return this.run(this.cli, ['pull', '--quiet', ref], { timeoutMs });
+  }
+
+  push(ref: string, timeoutMs: number): Promise<RunResult> {
+    return this.run(this.cli, ['push', ref], { timeoutMs });
+  }
+
+  tag(source: string, target: string): Promise<RunResult> {
+    return this.run(this.cli, ['tag', source, target], { timeoutMs: 60_000 });
+  }
+
+  removeTag(ref: string): Promise<RunResult> {
+    return this.run(this.cli, ['rmi', '--no-prune', ref], { timeoutMs: 60_000 });
+  }
+
+  /** The uncompressed layer digests of a local image, or undefined if it is not there. */
+  async diffIds(ref: string): Promise<string[] | undefined> {
+    const result = await this.run(this.cli, ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref], { timeoutMs: 60_000 });
+    if (result.exitCode !== 0) return undefined;
+    try {
+      return JSON.parse(result.stdout) as string[];
+    } catch {
+      return undefined;
+    }
+  }
+
+  async imageId(ref: string): Promise<string | undefined> {
+    const result = await this.run(this.cli, ['image', 'inspect', '--format', '{{.Id}}', ref], { timeoutMs: 60_000 });
+    return result.exitCode === 0 ? result.stdout.trim() : undefined;
+  }
+
+  /** Logs in with the password on stdin, never on the command line. */
+  login(registry: string | undefined, username: string, password: string, timeoutMs: number): Promise<RunResult> {
+    const args = ['login', '--username', username, '--password-stdin'];
+    if (registry !== undefined) args.push(registry);
+    return this.run(this.cli, args, { input: password, timeoutMs });
+  }
+}

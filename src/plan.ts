@@ -1,0 +1,222 @@
+import type { DockerInvocation } from './docker.js';
+import { branchToken, cacheTag, formatRef, type ImageRef, withTag } from './image-ref.js';
+
+export type BuilderKind = 'classic' | 'buildkit';
+
+/** Where a cache tag sits in the fallback order. */
+export interface Scope {
+  readonly kind: 'branch' | 'default' | 'unprefixed';
+  /** The branch, for branch and default scopes. */
+  readonly branch: string | undefined;
+}
+
+export interface CacheCandidate {
+  readonly scope: Scope;
+  readonly ref: ImageRef;
+}
+
+export interface PlannedStage {
+  /** Stage name, or index for an unnamed stage. */
+  readonly key: string;
+  readonly isTarget: boolean;
+  /** Passed as --target; undefined only for an unnamed last stage. */
+  readonly targetArg: string | undefined;
+  /** Caches to look for, most specific first. */
+  readonly candidates: readonly CacheCandidate[];
+  /** Cache tags this run writes when it builds the stage. */
+  readonly writes: readonly CacheCandidate[];
+  /** Run-unique local tag, so concurrent runs on one engine never clobber each other. */
+  readonly localRef: ImageRef;
+  /** Keys of the planned stages this one needs, directly or not. */
+  readonly needs: readonly string[];
+}
+
+export interface Plan {
+  readonly builder: BuilderKind;
+  readonly stages: readonly PlannedStage[];
+  /** IMAGE:TAG and the extra tags. */
+  readonly deploy: readonly ImageRef[];
+  readonly push: boolean;
+  readonly pushCache: boolean;
+  readonly updateSharedCache: boolean;
+  readonly branch: string | undefined;
+  /** docker build arguments from the user, context excluded. */
+  readonly passthrough: readonly string[];
+  readonly context: string;
+  readonly notes: readonly string[];
+}
+
+export interface StageInput {
+  readonly key: string;
+  /** Whether docker can build it with --target (named stages). */
+  readonly named: boolean;
+  /** Keys of stages it needs directly. */
+  readonly deps: readonly string[];
+  /** True for the Dockerfile's last stage. */
+  readonly isLast: boolean;
+}
+
+export interface PlanInput {
+  readonly image: ImageRef;
+  readonly extraTags: readonly ImageRef[];
+  readonly cacheRepo: Pick<ImageRef, 'domain' | 'path'>;
+  /** Stages to build, dependencies first; the last one is the target. */
+  readonly stages: readonly StageInput[];
+  readonly branch: string | undefined;
+  readonly defaultBranches: readonly string[];
+  /** undefined: write shared tags only on a default branch. */
+  readonly updateSharedCache: boolean | undefined;
+  readonly push: boolean;
+  readonly pushCache: boolean;
+  readonly builder: BuilderKind;
+  readonly runId: string;
+  readonly passthrough: readonly string[];
+  readonly context: string;
+}
+
+const LOCAL_DOMAIN = 'drc.local';
+
+/** Pure: what the run will build, look for, and push. No I/O. */
+export function makePlan(input: PlanInput): Plan {
+  const notes: string[] = [];
+  const target = input.stages[input.stages.length - 1];
+  if (target === undefined) throw new Error('makePlan needs at least one stage');
+
+  const branchScope: Scope | undefined = input.branch === undefined ? undefined : { kind: 'branch', branch: input.branch };
+  const defaults = input.defaultBranches.filter((b) => b !== input.branch).map((branch): Scope => ({ kind: 'default', branch }));
+  const unprefixed: Scope = { kind: 'unprefixed', branch: undefined };
+  const readScopes = [...(branchScope ? [branchScope] : []), ...defaults, unprefixed];
+
+  const onDefault = input.branch !== undefined && input.defaultBranches.includes(input.branch);
+  const updateShared = input.updateSharedCache ?? onDefault;
+  const writeScopes: Scope[] = [];
+  if (input.pushCache) {
+    if (branchScope) writeScopes.push(branchScope);
+    if (updateShared) writeScopes.push(unprefixed);
+  }
+  if (input.branch === undefined) notes.push('no branch is known (tag build or detached HEAD): branch caches are neither read nor written');
+  if (input.pushCache && !updateShared && input.branch !== undefined) {
+    notes.push(`"${input.branch}" is not a default branch (${input.defaultBranches.join(', ')}): default-branch and unprefixed caches are read, not written`);
+  }
+
+  const tokenOf = (scope: Scope): string | null => (scope.branch === undefined ? null : branchToken(scope.branch));
+  const refFor = (scope: Scope, key: string, isTarget: boolean): CacheCandidate => ({
+    scope,
+    ref: withTag(input.cacheRepo, cacheTag(tokenOf(scope), key, isTarget)),
+  });
+
+  const byKey = new Map(input.stages.map((s) => [s.key, s]));
+  const planned = input.stages.filter((s) => s === target || s.named);
+  for (const skipped of input.stages.filter((s) => s !== target && !s.named)) {
+    notes.push(`stage ${skipped.key} has no name, so docker cannot build it alone: it is built inside the stages that use it, not cached on its own`);
+  }
+  const plannedKeys = new Set(planned.map((s) => s.key));
+  const closure = (key: string, seen = new Set<string>()): Set<string> => {
+    for (const dep of byKey.get(key)?.deps ?? []) {
+      if (seen.has(dep)) continue;
+      seen.add(dep);
+      closure(dep, seen);
+    }
+    return seen;
+  };
+
+  const stages = planned.map((stage): PlannedStage => {
+    const isTarget = stage === target;
+    return {
+      key: stage.key,
+      isTarget,
+      targetArg: stage.named ? stage.key : undefined,
+      candidates: readScopes.map((scope) => refFor(scope, stage.key, isTarget)),
+      writes: writeScopes.map((scope) => refFor(scope, stage.key, isTarget)),
+      localRef: {
+        domain: LOCAL_DOMAIN,
+        path: input.cacheRepo.path,
+        tag: `run-${input.runId}${cacheTag(null, stage.key, false)}`,
+      },
+      needs: [...closure(stage.key)].filter((k) => plannedKeys.has(k)),
+    };
+  });
+
+  return {
+    builder: input.builder,
+    stages,
+    deploy: [input.image, ...input.extraTags],
+    push: input.push,
+    pushCache: input.pushCache,
+    updateSharedCache: updateShared,
+    branch: input.branch,
+    passthrough: input.passthrough,
+    context: input.context,
+    notes,
+  };
+}
+
+export type Resolution = ReadonlyMap<string, CacheCandidate | undefined>;
+
+/**
+ * The `docker build` of one stage. `resolved` maps stage keys to the cache found
+ * for them; `builtThisRun` lists stages already built by this run.
+ */
+export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resolution, builtThisRun: ReadonlySet<string>): DockerInvocation {
+  const args = ['build'];
+  if (stage.targetArg !== undefined) args.push('--target', stage.targetArg);
+  args.push('--tag', formatRef(stage.localRef));
+  const cacheFrom: string[] = [];
+  const own = resolved.get(stage.key);
+  if (own) cacheFrom.push(formatRef(own.ref));
+  for (const key of stage.needs) {
+    const dep = resolved.get(key);
+    if (dep) cacheFrom.push(formatRef(dep.ref));
+  }
+  if (plan.builder === 'classic') {
+    // The classic builder uses only the --cache-from images once any is given,
+    // so the stages this run just built must be listed too.
+    for (const key of stage.needs) {
+      const local = plan.stages.find((s) => s.key === key);
+      if (local && builtThisRun.has(key)) cacheFrom.push(formatRef(local.localRef));
+    }
+  }
+  for (const ref of cacheFrom) args.push('--cache-from', ref);
+  if (plan.builder === 'buildkit') args.push('--build-arg', 'BUILDKIT_INLINE_CACHE=1');
+  args.push(...plan.passthrough, plan.context);
+  const env: Record<string, string> =
+    plan.builder === 'buildkit' ? { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' } : { DOCKER_BUILDKIT: '0' };
+  return { args, env };
+}
+
+/** What --dry-run shows: every command, assuming each stage's most specific cache exists. */
+export function dryRunCommands(plan: Plan): { title: string; invocations: DockerInvocation[] }[] {
+  const assumed = new Map(plan.stages.map((s) => [s.key, s.candidates[0]]));
+  const built = new Set<string>();
+  const phases: { title: string; invocations: DockerInvocation[] }[] = [];
+  phases.push({
+    title: 'resolve (registry lookups, most specific first; shown as the tags looked for)',
+    invocations: plan.stages.flatMap((s) => s.candidates.map((c) => ({ args: ['manifest', 'inspect', formatRef(c.ref)], env: {} }))),
+  });
+  if (plan.builder === 'classic') {
+    phases.push({
+      title: 'pull the caches found (classic builder needs them locally)',
+      invocations: plan.stages.flatMap((s) => (s.candidates[0] ? [{ args: ['pull', formatRef(s.candidates[0].ref)], env: {} }] : [])),
+    });
+  }
+  for (const stage of plan.stages) {
+    const invocations = [buildInvocation(plan, stage, assumed, built)];
+    built.add(stage.key);
+    for (const write of stage.writes) {
+      invocations.push({ args: ['tag', formatRef(stage.localRef), formatRef(write.ref)], env: {} });
+      invocations.push({ args: ['push', formatRef(write.ref)], env: {} });
+    }
+    phases.push({ title: `build stage ${stage.key}${stage.isTarget ? ' (target)' : ''}, then push its cache`, invocations });
+  }
+  const target = plan.stages[plan.stages.length - 1];
+  if (target) {
+    phases.push({
+      title: plan.push ? 'deploy' : 'tag (deploy push off)',
+      invocations: plan.deploy.flatMap((ref) => [
+        { args: ['tag', formatRef(target.localRef), formatRef(ref)], env: {} },
+        ...(plan.push ? [{ args: ['push', formatRef(ref)], env: {} }] : []),
+      ]),
+    });
+  }
+  return phases;
+}

@@ -1,0 +1,92 @@
+import type { Lookup } from './cache-ops.js';
+
+export type PushAction = 'pushed' | 'copied' | 'unchanged' | 'failed' | 'skipped';
+
+export interface StageReport {
+  readonly stage: string;
+  readonly isTarget: boolean;
+  /** The cache the stage was built from, or null when none was found. */
+  cacheUsed: { readonly scope: 'branch' | 'default' | 'unprefixed'; readonly branch: string | null; readonly ref: string } | null;
+  lookups: { readonly ref: string; readonly result: Lookup }[];
+  status: 'built' | 'failed' | 'not-built';
+  steps: { readonly cached: number; readonly total: number } | null;
+  /** Sum of the step durations the builder reported for cached-free steps (BuildKit only). */
+  buildSeconds: number | null;
+  cachePush: { readonly ref: string; readonly action: PushAction; readonly message?: string }[];
+}
+
+export interface RunReport {
+  readonly version: 1;
+  readonly image: string;
+  readonly branch: string | null;
+  builder: string;
+  engine: string | null;
+  readonly stages: StageReport[];
+  deploy: { readonly ref: string; readonly action: 'pushed' | 'tagged' | 'failed' | 'not-run'; readonly message?: string }[];
+  phases: { readonly name: string; readonly seconds: number }[];
+  retries: number;
+  warnings: string[];
+  notes: string[];
+  outcome: 'success' | 'build-failed' | 'deploy-failed' | 'interrupted' | 'error';
+  exitCode: number;
+  totalSeconds: number;
+}
+
+function scopeLabel(stage: StageReport): string {
+  const used = stage.cacheUsed;
+  if (!used) return 'none';
+  if (used.scope === 'unprefixed') return 'unprefixed';
+  return `${used.scope === 'branch' ? 'branch' : 'default'} ${used.branch}`;
+}
+
+function pushLabel(stage: StageReport): string {
+  if (stage.cachePush.length === 0) return '-';
+  const counts = new Map<string, number>();
+  for (const p of stage.cachePush) counts.set(p.action, (counts.get(p.action) ?? 0) + 1);
+  return [...counts].map(([action, n]) => (n > 1 ? `${n} ${action}` : action)).join(', ');
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+function stageRows(report: RunReport): string[][] {
+  return report.stages.map((s) => [
+    s.stage + (s.isTarget ? ' (target)' : ''),
+    scopeLabel(s),
+    s.steps ? `${s.steps.cached}/${s.steps.total}` : '-',
+    s.buildSeconds === null ? '-' : `${s.buildSeconds.toFixed(1)}s`,
+    s.status,
+    pushLabel(s),
+  ]);
+}
+
+const HEADERS = ['stage', 'cache used', 'steps cached', 'build time', 'status', 'cache push'];
+
+export function formatSummary(report: RunReport): string {
+  const lines = [
+    `Summary: ${report.image} on ${report.branch ?? '(no branch)'}, ${report.builder} builder${report.engine ? ` (engine ${report.engine})` : ''}`,
+    table([HEADERS, ...stageRows(report)]),
+  ];
+  for (const d of report.deploy) lines.push(`deploy ${d.ref}: ${d.action}${d.message ? ` (${d.message})` : ''}`);
+  lines.push(`phases: ${report.phases.map((p) => `${p.name} ${p.seconds.toFixed(1)}s`).join(', ')}`);
+  lines.push(`total ${report.totalSeconds.toFixed(1)}s, ${report.retries} registry retries, ${report.warnings.length} warnings, outcome: ${report.outcome}`);
+  return lines.join('\n');
+}
+
+export function formatMarkdown(report: RunReport): string {
+  const row = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  const lines = [
+    `### Docker build cache: \`${report.image}\` on \`${report.branch ?? '(no branch)'}\``,
+    '',
+    row(HEADERS),
+    row(HEADERS.map(() => '---')),
+    ...stageRows(report).map(row),
+    '',
+    `Builder: ${report.builder}. Total ${report.totalSeconds.toFixed(1)}s. Outcome: **${report.outcome}**.`,
+  ];
+  for (const d of report.deploy) lines.push(`- deploy \`${d.ref}\`: ${d.action}`);
+  for (const w of report.warnings) lines.push(`- warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,407 @@
+import { readFile } from 'node:fs/promises';
+import { type BuildStep, countSteps, parseBuildOutput } from './build-output.js';
+import { CacheOps } from './cache-ops.js';
+import { gitBranch, type RunContext } from './context.js';
+import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
+import { findStage, parseDockerfile, stagesFor } from './dockerfile.js';
+import { ExitCode, tail, UserError, inputError } from './errors.js';
+import type { Runner } from './exec.js';
+import { formatRef, type ImageRef } from './image-ref.js';
+import type { Logger } from './log.js';
+import type { Options } from './options.js';
+import { buildInvocation, type BuilderKind, type CacheCandidate, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
+import type { RegistryApi } from './registry.js';
+import type { RunReport, StageReport } from './report.js';
+
+export interface RunDeps {
+  readonly docker: Docker;
+  readonly registry: RegistryApi;
+  readonly runner: Runner;
+  readonly log: Logger;
+  readonly ctx: RunContext;
+  /** Aborted on SIGINT/SIGTERM: the running build stops, finished caches are still pushed. */
+  readonly cancel: AbortSignal;
+  readonly runId: string;
+  /** The registry password, when --password-stdin was given (read by the CLI). */
+  readonly stdinPassword: string | undefined;
+  readonly now?: () => number;
+}
+
+/** Stages to build, from --stages or from the Dockerfile's graph. */
+async function stageInputs(options: Options): Promise<StageInput[]> {
+  let text: string;
+  try {
+    text = await readFile(options.dockerfile, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw inputError(
+      `cannot read the Dockerfile ${options.dockerfile} (${code ?? (error as Error).message})`,
+      'run the helper in the build context, or pass -f PATH and the context folder',
+    );
+  }
+  const dockerfile = parseDockerfile(text, options.buildArgs, options.dockerfile);
+  if (options.stages !== undefined) {
+    // --stages overrides detection: each listed stage needs those before it.
+    const keys = [...options.stages];
+    const targetKey = options.target?.toLowerCase() ?? keys[keys.length - 1] ?? '';
+    for (const key of [...keys, targetKey]) findStage(dockerfile, key, options.dockerfile);
+    const ordered = [...keys.filter((k) => k !== targetKey), targetKey];
+    return ordered.map((key, i) => ({ key, named: true, deps: ordered.slice(0, i), isLast: false }));
+  }
+  const last = dockerfile.stages[dockerfile.stages.length - 1];
+  const target = options.target === undefined ? last : findStage(dockerfile, options.target, options.dockerfile);
+  if (target === undefined) throw inputError(`${options.dockerfile} has no stages`);
+  if (target.name === undefined && target !== last) {
+    throw inputError(`the target stage ${target.index} has no name`, 'name it with FROM ... AS NAME to build it with --target');
+  }
+  const keyOf = (index: number): string => dockerfile.stages[index]?.key ?? String(index);
+  return stagesFor(dockerfile, target).map((s) => ({
+    key: s.key,
+    named: s.name !== undefined,
+    deps: s.deps.map(keyOf),
+    isLast: s === last,
+  }));
+}
+
+async function findBranch(options: Options, deps: RunDeps): Promise<string | undefined> {
+  if (options.branch !== undefined) return options.branch;
+  if (deps.ctx.ciBranch !== undefined) return deps.ctx.ciBranch;
+  if (deps.ctx.ciTag !== undefined) return undefined;
+  return gitBranch(deps.runner, options.context);
+}
+
+function chooseBuilder(options: Options, ctx: RunContext, caps: DockerCapabilities | undefined): BuilderKind {
+  if (options.builder !== 'auto') return options.builder;
+  if (ctx.dockerBuildkit !== undefined) return ctx.dockerBuildkit ? 'buildkit' : 'classic';
+  return caps?.hasBuildx ? 'buildkit' : 'classic';
+}
+
+async function probeDocker(options: Options, deps: RunDeps): Promise<DockerCapabilities> {
+  const caps = await deps.docker.capabilities(30_000);
+  if ('clientVersion' in caps) return caps;
+  if (caps.notFound) {
+    throw new UserError('dockerMissing', `the docker CLI "${options.docker}" was not found`, {
+      hint: 'install the docker CLI, or point --docker at it (on CircleCI use an image that has it, e.g. cimg/base or cimg/node)',
+    });
+  }
+  throw new UserError('engineUnreachable', 'the Docker engine does not answer', {
+    hint: 'start it (on CircleCI add the setup_remote_docker step), or check DOCKER_HOST',
+    detail: tail(caps.stderr || caps.stdout, 5),
+  });
+}
+
+function emptyStageReport(stage: PlannedStage): StageReport {
+  return { stage: stage.key, isTarget: stage.isTarget, cacheUsed: null, lookups: [], status: 'not-built', steps: null, buildSeconds: null, cachePush: [] };
+}
+
+/** Runs the whole job: resolve, build stage by stage, push caches (always), deploy. */
+export async function execute(options: Options, deps: RunDeps): Promise<RunReport> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const { log } = deps;
+  const branch = await findBranch(options, deps);
+  const inputs = await stageInputs(options);
+
+  const timeoutMs = options.timeoutSeconds * 1000;
+  // A dry run asks the local client what it would use, but never fails on it.
+  const caps = options.dryRun ? await probeDocker(options, deps).catch(() => undefined) : await probeDocker(options, deps);
+  const builder = chooseBuilder(options, deps.ctx, caps);
+  const plan = makePlan({
+    image: options.image,
+    extraTags: options.extraTags,
+    cacheRepo: options.cacheRepo,
+    stages: inputs,
+    branch,
+    defaultBranches: options.defaultBranches,
+    updateSharedCache: options.updateSharedCache,
+    push: options.push,
+    pushCache: options.pushCache,
+    builder,
+    runId: deps.runId,
+    passthrough: options.passthrough,
+    context: options.context,
+  });
+
+  const report: RunReport = {
+    version: 1,
+    image: formatRef(options.image),
+    branch: branch ?? null,
+    builder,
+    engine: caps ? `client ${caps.clientVersion}, server ${caps.serverVersion}${caps.hasBuildx ? ', buildx' : ''}` : null,
+    stages: plan.stages.map(emptyStageReport),
+    deploy: plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'not-run' as const })),
+    phases: [],
+    retries: 0,
+    warnings: [],
+    notes: [...plan.notes],
+    outcome: 'success',
+    exitCode: ExitCode.ok,
+    totalSeconds: 0,
+  };
+  for (const note of plan.notes) log.info(`note: ${note}`);
+
+  if (options.dryRun) {
+    printDryRun(plan, options);
+    report.totalSeconds = (now() - started) / 1000;
+    return report;
+  }
+
+  const ops = new CacheOps(deps.docker, deps.registry, log, { attempts: options.retries, baseDelayMs: 500, maxDelayMs: 8000 }, timeoutMs);
+  const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+    const t0 = now();
+    try {
+      return await log.phase(name, body);
+    } finally {
+      report.phases.push({ name, seconds: (now() - t0) / 1000 });
+    }
+  };
+  const finish = (): RunReport => {
+    report.retries = ops.retries;
+    report.warnings = [...log.warnings];
+    report.totalSeconds = (now() - started) / 1000;
+    return report;
+  };
+
+  if (options.login) await timed('login', () => login(options, deps, timeoutMs));
+
+  const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
+  if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
+
+  const built = new Set<string>();
+  const pushes: Promise<void>[] = [];
+  let failure: UserError | undefined;
+  for (const [i, stage] of plan.stages.entries()) {
+    const stageReport = report.stages[i];
+    if (!stageReport) continue;
+    if (deps.cancel.aborted) break;
+    const invocation = buildInvocation(plan, stage, resolved, built);
+    const result = await timed(`build ${stage.key}${stage.isTarget ? ' (target)' : ''}`, async () => {
+      log.debug(displayInvocation(options.docker, invocation));
+      return deps.docker.exec(invocation, { onOutput: (chunk) => log.raw(chunk), cancelSignal: deps.cancel });
+    });
+    const steps = parseBuildOutput(result.all, plan.builder);
+    stageReport.steps = ownSteps(steps, stage, plan.builder);
+    const seconds = steps.filter((s) => !s.cached && s.seconds !== undefined).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
+    stageReport.buildSeconds = plan.builder === 'buildkit' ? seconds : result.durationMs / 1000;
+    if (result.exitCode !== 0) {
+      stageReport.status = 'failed';
+      if (result.canceled || deps.cancel.aborted) break;
+      failure = new UserError('buildFailed', `the build of stage "${stage.key}" failed (docker build exited ${result.exitCode})`, {
+        hint: 'fix the error shown above; the caches of the stages built before it were pushed',
+        detail: `${displayInvocation(options.docker, invocation)}\n${tail(result.all, 20)}`,
+      });
+      break;
+    }
+    stageReport.status = 'built';
+    built.add(stage.key);
+    // Push this stage's cache while later stages build.
+    pushes.push(pushStageCache(stage, stageReport, resolved.get(stage.key), deps, ops));
+  }
+
+  await timed('push caches', async () => {
+    await Promise.all(pushes);
+    if (pushes.length === 0) log.info('no stage was built: nothing to push');
+  });
+  await keepLocalImages(plan, built, deps);
+
+  if (deps.cancel.aborted) {
+    report.outcome = 'interrupted';
+    const signal = String(deps.cancel.reason ?? 'SIGTERM');
+    const interrupted = new UserError(signal === 'SIGINT' ? 'interrupted' : 'terminated', `stopped by ${signal}: the caches of the finished stages were pushed`);
+    report.exitCode = interrupted.exitCode;
+    throw Object.assign(interrupted, { report: finish() });
+  }
+  if (failure) {
+    report.outcome = 'build-failed';
+    report.exitCode = failure.exitCode;
+    throw Object.assign(failure, { report: finish() });
+  }
+
+  const target = plan.stages[plan.stages.length - 1];
+  if (target) {
+    const deployError = await timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, timeoutMs));
+    if (deployError) {
+      report.outcome = 'deploy-failed';
+      report.exitCode = deployError.exitCode;
+      throw Object.assign(deployError, { report: finish() });
+    }
+  }
+  return finish();
+}
+
+function printDryRun(plan: Plan, options: Options): void {
+  const out = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  out(`# dry run: ${plan.builder} builder, branch ${plan.branch ?? '(none)'}; nothing is run`);
+  out('# assumed: the most specific cache of each stage exists (the first tag looked for)');
+  for (const phase of dryRunCommands(plan)) {
+    out(`\n# ${phase.title}`);
+    for (const invocation of phase.invocations) out(displayInvocation(options.docker, invocation));
+  }
+}
+
+async function login(options: Options, deps: RunDeps, timeoutMs: number): Promise<void> {
+  const spec = options.login;
+  if (!spec) return;
+  const password = spec.password.from === 'stdin' ? deps.stdinPassword : deps.ctx.readVariable(spec.password.name);
+  if (password === undefined || password === '') {
+    const source = spec.password.from === 'stdin' ? 'standard input' : `$${spec.password.name}`;
+    throw new UserError('usage', `no registry password in ${source}`, { hint: 'provide the password, or drop --username to use the engine\'s existing login' });
+  }
+  const registries = new Set<string | undefined>([options.image.domain, options.cacheRepo.domain]);
+  for (const registry of registries) {
+    const result = await deps.docker.login(registry, spec.username, password, timeoutMs);
+    if (result.exitCode !== 0) {
+      throw new UserError('deployFailed', `docker login to ${registry ?? 'Docker Hub'} as ${spec.username} failed`, {
+        hint: 'check the username and password (or token) and that the registry answers',
+        detail: tail(result.stderr, 5),
+      });
+    }
+    deps.log.info(`logged in to ${registry ?? 'Docker Hub'} as ${spec.username}`);
+  }
+}
+
+/** Looks up every candidate of every stage at once; each stage takes its most specific hit. */
+async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log: Logger): Promise<Map<string, CacheCandidate | undefined>> {
+  const resolved = new Map<string, CacheCandidate | undefined>();
+  await Promise.all(
+    plan.stages.map(async (stage, i) => {
+      const lookups = await Promise.all(stage.candidates.map((c) => ops.lookup(c.ref)));
+      const stageReport = report.stages[i];
+      let hit: CacheCandidate | undefined;
+      for (const [j, candidate] of stage.candidates.entries()) {
+        const result = lookups[j] ?? 'unknown';
+        stageReport?.lookups.push({ ref: formatRef(candidate.ref), result });
+        if (hit) continue;
+        if (result === 'found') hit = candidate;
+        else if (result === 'unknown' && !ops.isDown(candidate.ref)) {
+          // The API could not tell (auth scheme, proxy): a pull answers for sure.
+          const pulled = await ops.pull(candidate.ref);
+          if (pulled.ok) hit = candidate;
+        }
+      }
+      resolved.set(stage.key, hit);
+      if (stageReport && hit) stageReport.cacheUsed = { scope: hit.scope.kind, branch: hit.scope.branch ?? null, ref: formatRef(hit.ref) };
+      log.info(`${stage.key}: ${hit ? `cache ${formatRef(hit.ref)} (${hit.scope.kind}${hit.scope.branch ? ` ${hit.scope.branch}` : ''})` : 'no cache found'}`);
+    }),
+  );
+  return resolved;
+}
+
+async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate | undefined>, ops: CacheOps, report: RunReport, log: Logger): Promise<void> {
+  await Promise.all(
+    plan.stages.map(async (stage, i) => {
+      const hit = resolved.get(stage.key);
+      if (!hit) return;
+      const result = await ops.pull(hit.ref);
+      if (result.ok) return;
+      log.warn(`could not pull the cache ${formatRef(hit.ref)}: ${result.message.split('\n')[0]}; building ${stage.key} without it`);
+      resolved.set(stage.key, undefined);
+      const stageReport = report.stages[i];
+      if (stageReport) stageReport.cacheUsed = null;
+    }),
+  );
+}
+
+/** The steps of one stage: BuildKit calls unnamed stages stage-N, or nothing in a one-stage file. */
+function ownSteps(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): { cached: number; total: number } {
+  const label = stage.targetArg ?? (builder === 'buildkit' ? `stage-${stage.key}` : stage.key);
+  const own = countSteps(steps, label);
+  return own.total > 0 ? own : countSteps(steps.filter((s) => s.stage === undefined));
+}
+
+function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  return a !== undefined && b !== undefined && a.length > 0 && a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Writes a built stage's cache tags. When the stage came out with the same layers
+ * as the cache it was built from, the registry already has it: the tag is left
+ * alone (same tag) or pointed at it by a manifest copy (other tag), so nothing is
+ * re-pushed and the original cache metadata is kept.
+ */
+async function pushStageCache(stage: PlannedStage, stageReport: StageReport, source: CacheCandidate | undefined, deps: RunDeps, ops: CacheOps): Promise<void> {
+  if (stage.writes.length === 0) return;
+  const local = formatRef(stage.localRef);
+  let unchanged = false;
+  if (source) {
+    const [localLayers, remoteLayers] = await Promise.all([deps.docker.diffIds(local), ops.remoteDiffIds(source.ref)]);
+    unchanged = sameLayers(localLayers, remoteLayers);
+  }
+  for (const write of stage.writes) {
+    const ref = formatRef(write.ref);
+    if (ops.isDown(write.ref)) {
+      stageReport.cachePush.push({ ref, action: 'skipped', message: 'registry unreachable' });
+      continue;
+    }
+    if (unchanged && source && ref === formatRef(source.ref)) {
+      stageReport.cachePush.push({ ref, action: 'unchanged' });
+      continue;
+    }
+    if (unchanged && source) {
+      const copied = await ops.copyManifest(source.ref, write.ref);
+      if (copied.ok) {
+        deps.log.info(`cache ${ref}: same layers as ${formatRef(source.ref)}, tagged in the registry (no upload)`);
+        stageReport.cachePush.push({ ref, action: 'copied' });
+        continue;
+      }
+      deps.log.debug(`manifest copy to ${ref} failed (${copied.message}); pushing instead`);
+    }
+    const tagged = await deps.docker.tag(local, ref);
+    const pushed = tagged.exitCode === 0 ? await ops.push(write.ref) : { ok: false, message: tail(tagged.stderr, 3) };
+    if (pushed.ok) {
+      deps.log.info(`cache ${ref}: pushed`);
+      stageReport.cachePush.push({ ref, action: 'pushed' });
+    } else {
+      deps.log.warn(`could not push the cache ${ref}: ${pushed.message.split('\n')[0]} (the build goes on; the next run may be slower)`);
+      stageReport.cachePush.push({ ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' });
+    }
+  }
+}
+
+/** Replaces the run-unique local tags with stable ones, so images stay for the next local build. */
+async function keepLocalImages(plan: Plan, built: ReadonlySet<string>, deps: RunDeps): Promise<void> {
+  for (const stage of plan.stages) {
+    if (!built.has(stage.key)) continue;
+    const local = formatRef(stage.localRef);
+    const stable = formatRef({ ...stage.localRef, tag: stage.localRef.tag.replace(/^run-[^_]*/, 'last') });
+    await deps.docker.tag(local, stable);
+  }
+}
+
+async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, timeoutMs: number): Promise<UserError | undefined> {
+  const local = formatRef(target.localRef);
+  for (const [i, ref] of plan.deploy.entries()) {
+    const name = formatRef(ref);
+    const tagged = await deps.docker.tag(local, name);
+    if (tagged.exitCode !== 0) {
+      report.deploy[i] = { ref: name, action: 'failed', message: tail(tagged.stderr, 1) };
+      return new UserError('deployFailed', `could not tag ${name}`, { detail: tail(tagged.stderr, 5) });
+    }
+    if (!plan.push) {
+      report.deploy[i] = { ref: name, action: 'tagged' };
+      deps.log.info(`tagged ${name} (not pushed: --no-push)`);
+      continue;
+    }
+    // The deploy push is not best-effort: no circuit breaker, its own error.
+    const result = await retryDeployPush(ref, deps, ops, timeoutMs);
+    if (!result.ok) {
+      report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
+      return new UserError('deployFailed', `the deploy push of ${name} failed`, {
+        hint: `check that the registry ${ref.domain ?? 'docker.io'} answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)`,
+        detail: `${options.docker} push ${name}\n${result.message}`,
+      });
+    }
+    report.deploy[i] = { ref: name, action: 'pushed' };
+    deps.log.info(`pushed ${name}`);
+  }
+  return undefined;
+}
+
+async function retryDeployPush(ref: ImageRef, deps: RunDeps, ops: CacheOps, timeoutMs: number): Promise<{ ok: boolean; message: string }> {
+  if (!ops.isDown(ref)) return ops.push(ref);
+  // The cache side gave up on this registry; the deploy still tries once for real.
+  const result = await deps.docker.push(formatRef(ref), timeoutMs);
+  return { ok: result.exitCode === 0, message: tail(result.stderr || result.stdout, 5) };
+}
