@@ -11,7 +11,7 @@ set -euo pipefail
 
 STATE_DIR="${DRC_TEST_STATE:-/tmp/drc-test-env}"
 REGISTRY_ADDR="${DRC_TEST_REGISTRY:-127.0.0.1:5000}"
-BASE_IMAGE="${REGISTRY_ADDR}/drc-test/busybox:1"
+BASE_IMAGE="${REGISTRY_ADDR}/drc-test/busybox:2"
 mkdir -p "$STATE_DIR"
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
@@ -84,7 +84,7 @@ EOF
 push_base_image() {
   if curl -fsS -m 3 -o /dev/null \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://${REGISTRY_ADDR}/v2/drc-test/busybox/manifests/1" 2>/dev/null; then
+    "http://${REGISTRY_ADDR}/v2/drc-test/busybox/manifests/2" 2>/dev/null; then
     log "base image: $BASE_IMAGE already in the registry"
     return 0
   fi
@@ -95,10 +95,11 @@ push_base_image() {
   mkdir -p "$dir/bin"
   cp "$busybox" "$dir/bin/busybox"
   for applet in sh ash mkdir cat sleep dd echo ls cp mv rm touch sha256sum find wc \
-    head tail sed grep tr sort date true false test env printf gzip tar seq; do
+    head tail sed grep tr sort date true false test env printf gzip tar seq awk xargs; do
     ln -sf busybox "$dir/bin/$applet"
   done
-  printf 'FROM scratch\nCOPY bin /bin\nCMD ["/bin/sh"]\n' >"$dir/Dockerfile"
+  mkdir -p "$dir/tmp" && touch "$dir/tmp/.keep"
+  printf 'FROM scratch\nCOPY bin /bin\nCOPY tmp /tmp\nCMD ["/bin/sh"]\n' >"$dir/Dockerfile"
   docker build -q -t "$BASE_IMAGE" "$dir" >/dev/null
   docker push "$BASE_IMAGE" >/dev/null
   rm -rf "$dir"

@@ -90,11 +90,15 @@ export class CacheOps {
     });
   }
 
-  /** Points `to` at the manifest of `from` (same repository): no layer moves. */
+  /**
+   * Points `to` at the manifest of `from` (same repository): no layer moves.
+   * The message is "already" when `to` pointed there before.
+   */
   async copyManifest(from: ImageRef, to: ImageRef): Promise<OpResult> {
     return this.retrying('manifest copy to', to, async () => {
       try {
-        const manifest = await this.registry.getManifest(from);
+        const [manifest, current] = await Promise.all([this.registry.getManifest(from), this.registry.head(to)]);
+        if (current !== undefined && current.digest !== '' && current.digest === manifest.digest) return { ok: true, message: 'already' };
         await this.registry.putManifest(to, manifest);
         return { ok: true, message: '' };
       } catch (error) {

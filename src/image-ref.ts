@@ -28,7 +28,7 @@ export function withTag(ref: Pick<ImageRef, 'domain' | 'path'>, tag: string): Im
 }
 
 function looksLikeDomain(first: string): boolean {
-  return first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase();
+  return first.includes('.') || first.includes(':') || first === 'localhost';
 }
 
 function validateDomain(domain: string, input: string): void {

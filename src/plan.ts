@@ -110,7 +110,6 @@ export function makePlan(input: PlanInput): Plan {
   for (const skipped of input.stages.filter((s) => s !== target && !s.named)) {
     notes.push(`stage ${skipped.key} has no name, so docker cannot build it alone: it is built inside the stages that use it, not cached on its own`);
   }
-  const plannedKeys = new Set(planned.map((s) => s.key));
   const closure = (key: string, seen = new Set<string>()): Set<string> => {
     for (const dep of byKey.get(key)?.deps ?? []) {
       if (seen.has(dep)) continue;
@@ -133,7 +132,7 @@ export function makePlan(input: PlanInput): Plan {
         path: input.cacheRepo.path,
         tag: `run-${input.runId}${cacheTag(null, stage.key, false)}`,
       },
-      needs: [...closure(stage.key)].filter((k) => plannedKeys.has(k)),
+      needs: planned.map((s) => s.key).filter((k) => closure(stage.key).has(k)),
     };
   });
 

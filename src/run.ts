@@ -341,6 +341,10 @@ async function pushStageCache(stage: PlannedStage, stageReport: StageReport, sou
     }
     if (unchanged && source) {
       const copied = await ops.copyManifest(source.ref, write.ref);
+      if (copied.ok && copied.message === 'already') {
+        stageReport.cachePush.push({ ref, action: 'unchanged' });
+        continue;
+      }
       if (copied.ok) {
         deps.log.info(`cache ${ref}: same layers as ${formatRef(source.ref)}, tagged in the registry (no upload)`);
         stageReport.cachePush.push({ ref, action: 'copied' });

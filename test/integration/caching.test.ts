@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  BUILDKIT_CLI, CLASSIC_CLI, buildNoCache, cleanup, ensureTestEnv, imageFiles, registryDigest, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine,
+  type HelperRun,
+} from '../support/env.ts';
+
+const BUILDERS = [
+  { name: 'buildkit', cli: BUILDKIT_CLI, env: { DOCKER_BUILDKIT: '1' } },
+  { name: 'classic', cli: CLASSIC_CLI, env: { DOCKER_BUILDKIT: '0' } },
+];
+
+function explain(run: HelperRun): string {
+  return `exit ${run.code}\nstdout:\n${run.stdout.slice(-2500)}\nstderr:\n${run.stderr.slice(-2500)}`;
+}
+
+for (const builder of BUILDERS) {
+  describe(`remote layer cache on a fresh engine, ${builder.name} builder`, { timeout: 600_000 }, () => {
+    const repo = uniqueRepo(builder.name);
+    const app = smallApp();
+    const helper = (image: string, extra: string[]) =>
+      runHelper([`${repo}:${image}`, '--docker', builder.cli, ...extra], { cwd: app, env: builder.env });
+    const sharedDigests = new Map<string, string | undefined>();
+
+    before(() => ensureTestEnv());
+    after(() => cleanup(app));
+
+    it('a cold build on main builds every step and pushes exactly the expected tags', async () => {
+      wipeEngine();
+      const run = await helper('cold', ['--branch', 'main']);
+      assert.equal(run.code, 0, explain(run));
+      assert.equal(run.report?.builder, builder.name);
+      assert.deepEqual(await registryTags(repo), ['__builder', '__deps', 'cold', 'latest', 'main', 'main__builder', 'main__deps']);
+      for (const stage of run.report?.stages ?? []) {
+        assert.equal(stage.cacheUsed, null, `${stage.stage} found no cache`);
+        assert.equal(stage.steps?.cached, 0, `${stage.stage} had no cached step`);
+        assert.ok((stage.steps?.total ?? 0) > 0, `${stage.stage} counted its steps`);
+      }
+      for (const tag of ['main', 'main__builder', 'main__deps', 'latest', '__builder', '__deps']) sharedDigests.set(tag, await registryDigest(repo, tag));
+    });
+
+    it('a second main build on a fresh engine has every step cached, and re-pushes nothing', async () => {
+      wipeEngine();
+      const run = await helper('second', ['--branch', 'main']);
+      assert.equal(run.code, 0, explain(run));
+      for (const stage of run.report?.stages ?? []) {
+        assert.equal(stage.cacheUsed?.scope, 'branch', `${stage.stage} used the main cache`);
+        assert.ok(stage.steps && stage.steps.total > 0 && stage.steps.cached === stage.steps.total, `${stage.stage}: ${JSON.stringify(stage.steps)}`);
+        assert.ok(stage.cachePush.every((p) => p.action === 'unchanged'), `${stage.stage}: ${JSON.stringify(stage.cachePush)}`);
+      }
+      for (const [tag, digest] of sharedDigests) assert.equal(await registryDigest(repo, tag), digest, `${tag} kept its digest`);
+    });
+
+    it('a new branch with a source change falls back to main per stage, rebuilds only what changed, and pushes only its own tags', async () => {
+      appendFileSync(join(app, 'src', 'main.txt'), 'a change on the branch\n');
+      wipeEngine();
+      const run = await helper('feature', ['--branch', 'feature/x']);
+      assert.equal(run.code, 0, explain(run));
+      const stages = new Map((run.report?.stages ?? []).map((s) => [s.stage, s]));
+      for (const stage of stages.values()) {
+        assert.equal(stage.cacheUsed?.scope, 'default', `${stage.stage} fell back to main`);
+        assert.equal(stage.cacheUsed?.branch, 'main');
+      }
+      const deps = stages.get('deps');
+      assert.ok(deps?.steps && deps.steps.cached === deps.steps.total, `deps fully cached: ${JSON.stringify(deps?.steps)}`);
+      const build = stages.get('builder');
+      assert.ok(build?.steps && build.steps.cached < build.steps.total, `builder rebuilt its changed steps: ${JSON.stringify(build?.steps)}`);
+      assert.deepEqual(await registryTags(repo), [
+        '__builder', '__deps', 'cold', 'feature', 'feature.x', 'feature.x__builder', 'feature.x__deps', 'latest', 'main', 'main__builder', 'main__deps', 'second',
+      ]);
+      for (const [tag, digest] of sharedDigests) assert.equal(await registryDigest(repo, tag), digest, `${tag} kept its digest after a branch build`);
+    });
+
+    it('the branch built again prefers its own branch cache and has every step cached', async () => {
+      wipeEngine();
+      const run = await helper('feature-2', ['--branch', 'feature/x']);
+      assert.equal(run.code, 0, explain(run));
+      for (const stage of run.report?.stages ?? []) {
+        assert.equal(stage.cacheUsed?.scope, 'branch', `${stage.stage} used the branch cache`);
+        assert.ok(stage.steps && stage.steps.cached === stage.steps.total, `${stage.stage}: ${JSON.stringify(stage.steps)}`);
+      }
+    });
+
+    it('the cached image has the same files as a no-cache build', () => {
+      const noCache = `drc-test/nocache-${builder.name}:latest`;
+      buildNoCache(app, noCache);
+      const cached = imageFiles(`${repo}:feature-2`);
+      const reference = imageFiles(noCache);
+      assert.ok(reference.size > 10, 'the image has files');
+      assert.deepEqual([...cached.entries()].sort(), [...reference.entries()].sort());
+    });
+  });
+}

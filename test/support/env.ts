@@ -1,0 +1,192 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BUNDLE = join(ROOT, 'dist', 'docker-build-remote-cache.mjs');
+export const REGISTRY = process.env.DRC_TEST_REGISTRY ?? '127.0.0.1:5000';
+export const BASE_IMAGE = `${REGISTRY}/drc-test/busybox:2`;
+/** Debian's 20.10 client has BuildKit built in; the newer one in /usr/local/bin has no buildx. */
+export const BUILDKIT_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+export const CLASSIC_CLI = 'docker';
+
+let envReady = false;
+/** Brings up engine, registry and base image (idempotent), once per test process. */
+export function ensureTestEnv(): void {
+  if (envReady) return;
+  execFileSync('bash', [join(ROOT, 'scripts', 'test-env.sh'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+  if (!existsSync(BUNDLE)) execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'ignore' });
+  envReady = true;
+}
+
+function docker(args: string[], cli = CLASSIC_CLI): string {
+  return execFileSync(cli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+}
+
+/** A fresh setup_remote_docker: no containers, no images, no build cache. */
+export function wipeEngine(): void {
+  const containers = docker(['ps', '-aq']).split('\n').filter(Boolean);
+  if (containers.length > 0) docker(['rm', '-f', ...containers]);
+  const images = [...new Set(docker(['images', '-aq']).split('\n').filter(Boolean))];
+  if (images.length > 0) {
+    try {
+      docker(['rmi', '-f', ...images]);
+    } catch {
+      // Images shared between tags may already be gone.
+    }
+  }
+  docker(['builder', 'prune', '-af']);
+}
+
+/** A repository name no other test uses. */
+export function uniqueRepo(label: string): string {
+  return `${REGISTRY}/it-${label}-${randomBytes(3).toString('hex')}/app`;
+}
+
+export async function registryTags(repo: string): Promise<string[]> {
+  const path = repo.slice(REGISTRY.length + 1);
+  const response = await fetch(`http://${REGISTRY}/v2/${path}/tags/list`);
+  if (response.status === 404) return [];
+  const body = (await response.json()) as { tags?: string[] | null };
+  return (body.tags ?? []).sort();
+}
+
+export async function registryDigest(repo: string, tag: string): Promise<string | undefined> {
+  const path = repo.slice(REGISTRY.length + 1);
+  const response = await fetch(`http://${REGISTRY}/v2/${path}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+  });
+  return response.ok ? (response.headers.get('docker-content-digest') ?? undefined) : undefined;
+}
+
+/** A copy of the example app (or another fixture) in a temporary folder. */
+export function appCopy(source = join(ROOT, 'examples', 'app')): string {
+  const dir = mkdtempSync(join(tmpdir(), 'drc-app-'));
+  cpSync(source, dir, { recursive: true });
+  return dir;
+}
+
+/** A small 3-stage app: quick to build, deterministic, with a heavy-ish dependency layer. */
+export function smallApp(opts: { failFinal?: boolean; depsMb?: number; depsSleep?: number } = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'drc-small-'));
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'deps.txt'), 'dep-a 1.0\n');
+  writeFileSync(join(dir, 'src', 'main.txt'), 'v1\n');
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    [
+      `ARG BASE_IMAGE=${BASE_IMAGE}`,
+      'FROM ${BASE_IMAGE} AS deps',
+      'COPY deps.txt /deps/',
+      `RUN sleep ${opts.depsSleep ?? 1} && awk 'BEGIN { srand(7); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for i in $(seq 1 ${(opts.depsMb ?? 4) * 16}); do cat /tmp/b; done > /deps/vendor.bin && rm /tmp/b`,
+      'FROM deps AS builder',
+      'COPY src/ /src/',
+      'RUN mkdir -p /out && cat /src/*.txt > /out/app.txt && sha256sum /deps/vendor.bin > /out/vendor.sum',
+      'FROM ${BASE_IMAGE} AS final',
+      'COPY --from=builder /out /app',
+      opts.failFinal ? 'RUN echo "deliberate failure in the final stage" && exit 3' : 'RUN cat /app/app.txt > /app/copy.txt',
+      'CMD ["cat", "/app/app.txt"]',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
+
+export function cleanup(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export interface HelperRun {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly report: Report | undefined;
+}
+
+export interface Report {
+  outcome: string;
+  exitCode: number;
+  builder: string;
+  retries: number;
+  warnings: string[];
+  stages: { stage: string; cacheUsed: { scope: string; branch: string | null; ref: string } | null; steps: { cached: number; total: number } | null; status: string; cachePush: { ref: string; action: string }[] }[];
+  deploy: { ref: string; action: string }[];
+}
+
+/** Runs the bundled helper like a user would, bounded in time. */
+export function runHelper(args: string[], opts: { cwd: string; env?: Record<string, string>; input?: string; timeoutMs?: number; onSpawn?: (pid: number) => void; killAfterMs?: number; killWhenOutput?: RegExp } = { cwd: ROOT }): Promise<HelperRun> {
+  const reportFile = join(mkdtempSync(join(tmpdir(), 'drc-report-')), 'report.json');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BUNDLE, ...args, '--report', reportFile], {
+      cwd: opts.cwd,
+      env: { ...process.env, CIRCLE_BRANCH: '', CIRCLE_TAG: '', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (opts.killWhenOutput && !signalled && opts.killWhenOutput.test(stderr)) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+    });
+    child.stdin.end(opts.input ?? '');
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`helper did not finish in ${opts.timeoutMs ?? 240_000} ms\n${stderr.slice(-3000)}`));
+    }, opts.timeoutMs ?? 240_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      let report: Report | undefined;
+      try {
+        report = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
+      } catch {
+        report = undefined;
+      }
+      rmSync(dirname(reportFile), { recursive: true, force: true });
+      resolve({ code, signal, stdout, stderr, report });
+    });
+  });
+}
+
+/** Every file of an image with its content hash, for comparing two builds. */
+export function imageFiles(image: string): Map<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'drc-fs-'));
+  try {
+    const container = docker(['create', image]).trim();
+    try {
+      docker(['export', '-o', join(dir, 'fs.tar'), container]);
+    } finally {
+      docker(['rm', container]);
+    }
+    mkdirSync(join(dir, 'fs'));
+    execFileSync('tar', ['-xf', join(dir, 'fs.tar'), '-C', join(dir, 'fs')]);
+    const files = new Map<string, string>();
+    const walk = (path: string): void => {
+      for (const name of readdirSync(path)) {
+        const full = join(path, name);
+        const stat = statSync(full, { throwIfNoEntry: false });
+        if (!stat) continue;
+        if (stat.isDirectory()) walk(full);
+        else if (stat.isFile()) files.set(relative(join(dir, 'fs'), full), createHash('sha256').update(readFileSync(full)).digest('hex'));
+      }
+    };
+    walk(join(dir, 'fs'));
+    return files;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function buildNoCache(context: string, tag: string, target?: string): void {
+  execFileSync(CLASSIC_CLI, ['build', '--no-cache', '-q', ...(target ? ['--target', target] : []), '-t', tag, context], { stdio: 'ignore', timeout: 300_000 });
+}

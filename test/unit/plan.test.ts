@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatRef, parseImageRef } from '../../src/image-ref.ts';
+import { buildInvocation, type CacheCandidate, makePlan, type PlanInput } from '../../src/plan.ts';
+
+const STAGES = [
+  { key: 'deps', named: true, deps: [], isLast: false },
+  { key: 'builder', named: true, deps: ['deps'], isLast: false },
+  { key: 'final', named: true, deps: ['builder'], isLast: true },
+];
+
+function input(overrides: Partial<PlanInput> = {}): PlanInput {
+  const image = parseImageRef('localhost:5000/team/app:abc123');
+  return {
+    image,
+    extraTags: [],
+    cacheRepo: { domain: image.domain, path: image.path },
+    stages: STAGES,
+    branch: 'main',
+    defaultBranches: ['main', 'master'],
+    updateSharedCache: undefined,
+    push: true,
+    pushCache: true,
+    builder: 'buildkit',
+    runId: 'r1',
+    passthrough: ['--build-arg', 'A=1', '--secret', 'id=x,src=y'],
+    context: '.',
+    ...overrides,
+  };
+}
+
+const tags = (candidates: readonly CacheCandidate[]) => candidates.map((c) => c.ref.tag);
+
+describe('makePlan', () => {
+  it('on a default branch: reads branch, the other default, unprefixed; writes the branch and unprefixed tags', () => {
+    const plan = makePlan(input());
+    const builder = plan.stages[1];
+    assert.deepEqual(tags(builder?.candidates ?? []), ['main__builder', 'master__builder', '__builder']);
+    assert.deepEqual(tags(builder?.writes ?? []), ['main__builder', '__builder']);
+    assert.deepEqual(tags(plan.stages[2]?.candidates ?? []), ['main', 'master', 'latest']);
+  });
+
+  it('on a feature branch: falls back to each default branch in order, then unprefixed; writes only its own tags', () => {
+    const plan = makePlan(input({ branch: 'feature/login' }));
+    assert.deepEqual(tags(plan.stages[0]?.candidates ?? []), ['feature.login__deps', 'main__deps', 'master__deps', '__deps']);
+    assert.deepEqual(tags(plan.stages[0]?.writes ?? []), ['feature.login__deps']);
+    assert.match(plan.notes.join('\n'), /not a default branch/);
+  });
+
+  it('writes the unprefixed tags from a feature branch only when asked', () => {
+    const plan = makePlan(input({ branch: 'feature/login', updateSharedCache: true }));
+    assert.deepEqual(tags(plan.stages[2]?.writes ?? []), ['feature.login', 'latest']);
+  });
+
+  it('with no branch (a tag build) reads the default branches and writes nothing', () => {
+    const plan = makePlan(input({ branch: undefined }));
+    assert.deepEqual(tags(plan.stages[2]?.candidates ?? []), ['main', 'master', 'latest']);
+    assert.deepEqual(tags(plan.stages[2]?.writes ?? []), []);
+  });
+
+  it('with --no-push-cache writes no cache tag at all', () => {
+    const plan = makePlan(input({ pushCache: false }));
+    assert.ok(plan.stages.every((s) => s.writes.length === 0));
+  });
+
+  it('puts cache tags in --cache-repo and deploys to IMAGE plus extra tags', () => {
+    const plan = makePlan(input({ cacheRepo: { domain: 'localhost:5000', path: 'team/app-cache' }, extraTags: [parseImageRef('localhost:5000/team/app:v1')] }));
+    assert.equal(formatRef(plan.stages[0]?.candidates[0]?.ref ?? parseImageRef('x')), 'localhost:5000/team/app-cache:main__deps');
+    assert.deepEqual(plan.deploy.map(formatRef), ['localhost:5000/team/app:abc123', 'localhost:5000/team/app:v1']);
+  });
+
+  it('gives every run its own local tags', () => {
+    const a = makePlan(input({ runId: 'aaa' }));
+    const b = makePlan(input({ runId: 'bbb' }));
+    assert.notEqual(formatRef(a.stages[0]?.localRef ?? parseImageRef('x')), formatRef(b.stages[0]?.localRef ?? parseImageRef('x')));
+  });
+
+  it('does not cache an unnamed intermediate stage on its own, and says so', () => {
+    const plan = makePlan(input({ stages: [{ key: '0', named: false, deps: [], isLast: false }, { key: 'final', named: true, deps: ['0'], isLast: true }] }));
+    assert.deepEqual(plan.stages.map((s) => s.key), ['final']);
+    assert.match(plan.notes.join('\n'), /stage 0 has no name/);
+  });
+});
+
+describe('buildInvocation', () => {
+  const plan = makePlan(input({ branch: 'feature/x' }));
+  const [deps, builder, final] = plan.stages;
+  if (!deps || !builder || !final) throw new Error('plan has three stages');
+  // Stages resolve independently: the branch has a builder cache, but no final image cache.
+  const resolved = new Map<string, CacheCandidate | undefined>([
+    ['deps', deps.candidates[1]],
+    ['builder', builder.candidates[0]],
+    ['final', final.candidates[1]],
+  ]);
+
+  it('BuildKit: --target, run tag, each resolved cache of the stage and its dependencies, inline cache, user args, context last', () => {
+    const { args, env } = buildInvocation(plan, final, resolved, new Set(['deps', 'builder']));
+    assert.deepEqual(args, [
+      'build', '--target', 'final', '--tag', 'drc.local/team/app:run-r1__final',
+      '--cache-from', 'localhost:5000/team/app:main',
+      '--cache-from', 'localhost:5000/team/app:main__deps',
+      '--cache-from', 'localhost:5000/team/app:feature.x__builder',
+      '--build-arg', 'BUILDKIT_INLINE_CACHE=1',
+      '--build-arg', 'A=1', '--secret', 'id=x,src=y', '.',
+    ]);
+    assert.deepEqual(env, { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' });
+  });
+
+  it('classic: also lists the stages this run built, since the classic builder uses only --cache-from images', () => {
+    const classic = makePlan(input({ branch: 'feature/x', builder: 'classic' }));
+    const stage = classic.stages[1];
+    if (!stage) throw new Error('builder stage');
+    const { args, env } = buildInvocation(classic, stage, new Map(), new Set(['deps']));
+    assert.deepEqual(args.filter((_, i) => args[i - 1] === '--cache-from'), ['drc.local/team/app:run-r1__deps']);
+    assert.ok(!args.includes('BUILDKIT_INLINE_CACHE=1'));
+    assert.deepEqual(env, { DOCKER_BUILDKIT: '0' });
+  });
+
+  it('builds a stage with no cache found without any --cache-from', () => {
+    const { args } = buildInvocation(plan, deps, new Map(), new Set());
+    assert.ok(!args.includes('--cache-from'));
+  });
+});
