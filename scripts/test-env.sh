@@ -28,6 +28,7 @@ install_packages() {
   [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
   command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v bc >/dev/null 2>&1 || missing+=(bc)
   if [ "${#missing[@]}" -eq 0 ]; then return 0; fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     log "missing: ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) and run again"

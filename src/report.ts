@@ -10,8 +10,10 @@ export interface StageReport {
   lookups: { readonly ref: string; readonly result: Lookup }[];
   status: 'built' | 'failed' | 'not-built';
   steps: { readonly cached: number; readonly total: number } | null;
-  /** Sum of the step durations the builder reported for cached-free steps (BuildKit only). */
+  /** Wall time of the stage's docker build. */
   buildSeconds: number | null;
+  /** Sum of the durations the builder reported for steps that ran (BuildKit only). */
+  uncachedStepSeconds: number | null;
   cachePush: { readonly ref: string; readonly action: PushAction; readonly message?: string }[];
 }
 

@@ -91,7 +91,7 @@ async function probeDocker(options: Options, deps: RunDeps): Promise<DockerCapab
 }
 
 function emptyStageReport(stage: PlannedStage): StageReport {
-  return { stage: stage.key, isTarget: stage.isTarget, cacheUsed: null, lookups: [], status: 'not-built', steps: null, buildSeconds: null, cachePush: [] };
+  return { stage: stage.key, isTarget: stage.isTarget, cacheUsed: null, lookups: [], status: 'not-built', steps: null, buildSeconds: null, uncachedStepSeconds: null, cachePush: [] };
 }
 
 /** Runs the whole job: resolve, build stage by stage, push caches (always), deploy. */
@@ -182,7 +182,8 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     const steps = parseBuildOutput(result.all, plan.builder);
     stageReport.steps = ownSteps(steps, stage, plan.builder);
     const seconds = steps.filter((s) => !s.cached && s.seconds !== undefined).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
-    stageReport.buildSeconds = plan.builder === 'buildkit' ? seconds : result.durationMs / 1000;
+    stageReport.buildSeconds = result.durationMs / 1000;
+    stageReport.uncachedStepSeconds = plan.builder === 'buildkit' ? seconds : null;
     if (result.exitCode !== 0) {
       stageReport.status = 'failed';
       if (result.canceled || deps.cancel.aborted) break;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Makes the engine look like a fresh setup_remote_docker: no containers, no
+# images, no build cache. Refuses on an engine it did not start unless told.
+set -euo pipefail
+STATE_DIR="${DRC_TEST_STATE:-/tmp/drc-test-env}"
+if [ ! -f "$STATE_DIR/dockerd.pid" ] && [ "${DRC_WIPE_ENGINE:-}" != 1 ]; then
+  echo "wipe-engine: this engine was not started by scripts/test-env.sh; set DRC_WIPE_ENGINE=1 to wipe it anyway" >&2
+  exit 1
+fi
+docker ps -aq | xargs -r docker rm -f >/dev/null
+docker images -aq | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+docker builder prune -af >/dev/null 2>&1

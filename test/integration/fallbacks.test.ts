@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { BUILDKIT_CLI, cleanup, ensureTestEnv, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
+
+const BUILDKIT = { DOCKER_BUILDKIT: '1' };
+
+function explain(run: HelperRun): string {
+  return `exit ${run.code}\nstdout:\n${run.stdout.slice(-2000)}\nstderr:\n${run.stderr.slice(-2000)}`;
+}
+
+describe('fallbacks and failures on the real engine and registry', { timeout: 600_000 }, () => {
+  before(() => ensureTestEnv());
+
+  it('uses the unprefixed cache when neither the branch nor a default branch has one', async () => {
+    const repo = uniqueRepo('unprefixed');
+    const app = smallApp();
+    try {
+      wipeEngine();
+      const seed = await runHelper([`${repo}:seed`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
+      assert.equal(seed.code, 0, explain(seed));
+      wipeEngine();
+      const run = await runHelper([`${repo}:other`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'develop,trunk'], { cwd: app, env: BUILDKIT });
+      assert.equal(run.code, 0, explain(run));
+      for (const stage of run.report?.stages ?? []) {
+        assert.equal(stage.cacheUsed?.scope, 'unprefixed', `${stage.stage} used the unprefixed cache`);
+        assert.ok(stage.steps && stage.steps.cached === stage.steps.total, `${stage.stage}: ${JSON.stringify(stage.steps)}`);
+      }
+      assert.ok((await registryTags(repo)).includes('topic'), 'the branch wrote its own tag');
+    } finally {
+      cleanup(app);
+    }
+  });
+
+  it('when the final stage fails, the earlier stages\' caches are pushed and the exit code says the build failed', async () => {
+    const repo = uniqueRepo('failfinal');
+    const app = smallApp({ failFinal: true });
+    try {
+      wipeEngine();
+      const run = await runHelper([`${repo}:broken`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
+      assert.equal(run.code, 6, explain(run));
+      assert.match(run.stderr, /deliberate failure in the final stage/, 'the build\'s own error is shown');
+      assert.match(run.stderr, /error: the build of stage "final" failed/);
+      assert.equal(run.report?.outcome, 'build-failed');
+      assert.deepEqual(await registryTags(repo), ['__builder', '__deps', 'main__builder', 'main__deps']);
+    } finally {
+      cleanup(app);
+    }
+  });
+
+  it('with the registry unreachable, the build still succeeds uncached (--no-push) and a warning names the registry', async () => {
+    const app = smallApp();
+    try {
+      wipeEngine();
+      const started = Date.now();
+      const run = await runHelper(['127.0.0.1:5999/nowhere/app:x', '--docker', BUILDKIT_CLI, '--branch', 'main', '--no-push'], { cwd: app, env: BUILDKIT });
+      assert.equal(run.code, 0, explain(run));
+      assert.match(run.stderr, /WARNING: registry 127\.0\.0\.1:5999 is unreachable/);
+      for (const stage of run.report?.stages ?? []) {
+        assert.equal(stage.cacheUsed, null);
+        assert.equal(stage.status, 'built');
+      }
+      assert.equal(run.report?.deploy[0]?.action, 'tagged');
+      assert.ok(Date.now() - started < 90_000, 'a dead registry does not stall the run');
+    } finally {
+      cleanup(app);
+    }
+  });
+});
