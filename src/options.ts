@@ -79,7 +79,25 @@ function wholeNumber(value: number, name: string, min: number, max: number): num
   return value;
 }
 
-export function normaliseOptions(args: ParsedHelperArgs, split: SplitArgs, ctx: RunContext): Options {
+/** A single-valued option given twice arrives as an array from yargs: the last one wins. */
+function single<T>(value: T | readonly T[] | undefined): T | undefined {
+  return Array.isArray(value) ? (value[value.length - 1] as T | undefined) : (value as T | undefined);
+}
+
+function singles(args: ParsedHelperArgs): ParsedHelperArgs {
+  const out: Record<string, unknown> = { ...args };
+  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
+    const value = single(out[key] as unknown);
+    out[key] = value === undefined || typeof value === 'number' ? value : String(value);
+  }
+  for (const key of ['default-branch', 'tag']) {
+    if (Array.isArray(out[key])) out[key] = (out[key] as unknown[]).map(String);
+  }
+  return out as unknown as ParsedHelperArgs;
+}
+
+export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ctx: RunContext): Options {
+  const args = singles(rawArgs);
   const positional = args._.map(String);
   const imageText = positional[0];
   if (imageText === undefined) throw usageError('IMAGE is missing', 'usage: docker-build-remote-cache IMAGE[:TAG] [docker build options...]; see --help');
@@ -125,9 +143,6 @@ export function normaliseOptions(args: ParsedHelperArgs, split: SplitArgs, ctx: 
     }
   }
   if (args.stages !== undefined && commaList([args.stages]) === undefined) throw usageError('--stages is empty', 'give stage names, comma-separated');
-  if (!args.push && args.tag !== undefined && args.tag.length > 0) {
-    // Allowed: extra tags are applied locally. Nothing to refuse.
-  }
 
   return {
     image,
