@@ -1,13 +1,12 @@
 // Bundles src/ into one file that runs on Node >= 18.19 with no node_modules beside it.
 import { build } from 'esbuild';
 import { readFile, chmod } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 const outfile = new URL('../dist/docker-build-remote-cache.mjs', import.meta.url).pathname;
 
-await build({
-  entryPoints: [new URL('../src/main.ts', import.meta.url).pathname],
-  outfile,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -29,6 +28,17 @@ await build({
   },
   define: { __VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',
-});
+};
+const src = (path) => new URL(`../src/${path}`, import.meta.url).pathname;
+const dist = (path) => new URL(`../dist/${path}`, import.meta.url).pathname;
+
+await build({ ...common, entryPoints: [src('main.ts')], outfile });
+await build({ ...common, entryPoints: [src('orb/validate-main.ts')], outfile: dist('validate-orb.mjs') });
+await build({ ...common, entryPoints: [src('orb/pack-main.ts')], outfile: dist('pack-orb.mjs') });
 await chmod(outfile, 0o755);
+await chmod(dist('validate-orb.mjs'), 0o755);
 console.log(`built ${outfile}`);
+
+// The orb carries the bundle: pack orb.yml with it into dist/orb.yml.
+const root = new URL('..', import.meta.url).pathname;
+execFileSync(process.execPath, [dist('pack-orb.mjs'), `${root}orb.yml`, outfile, dist('orb.yml')], { stdio: 'inherit' });

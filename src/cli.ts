@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import yargs from 'yargs/yargs';
 import { HELPER_OPTIONS, splitArgs } from './cli-args.js';
 import { readContext } from './context.js';
-import { Docker } from './docker.js';
+import { Docker, displayArg } from './docker.js';
 import { ExitCode, UserError, usageError } from './errors.js';
 import { execaRunner } from './exec.js';
 import { consoleLogger } from './log.js';
@@ -11,6 +12,13 @@ import { normaliseOptions, type Options, type ParsedHelperArgs } from './options
 import { dockerCredentials, httpRegistry } from './registry.js';
 import { formatMarkdown, formatSummary, type RunReport } from './report.js';
 import { execute } from './run.js';
+import { argsFromOrbParams } from './orb-params.js';
+import { orbLogin } from './orb-login.js';
+import type { RunContext } from './context.js';
+
+function orbEnvironment(ctx: RunContext) {
+  return { params: ctx.orbParams, commit: ctx.commit, readOnly: ctx.orbReadOnly };
+}
 
 declare const __VERSION__: string;
 const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
@@ -59,6 +67,7 @@ async function readStdin(): Promise<string> {
 }
 
 async function writeReports(options: Options, report: RunReport): Promise<void> {
+  for (const file of [options.reportJson, options.reportMd]) if (file) await mkdir(dirname(file), { recursive: true });
   if (options.reportJson) await writeFile(options.reportJson, `${JSON.stringify(report, null, 2)}\n`);
   if (options.reportMd) await writeFile(options.reportMd, formatMarkdown(report));
 }
@@ -77,7 +86,16 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   let options: Options | undefined;
   try {
-    const split = splitArgs(argv);
+    if (argv[0] === '--login-from-env') {
+      const ctx = readContext();
+      await orbLogin(ctx, new Docker(argv.includes('--docker') ? (argv[argv.indexOf('--docker') + 1] ?? 'docker') : 'docker', execaRunner), log, (s) => secrets.push(s));
+      return ExitCode.ok;
+    }
+    // The orb calls `docker-build-remote-cache --params-from-env`: options come from PARAM_* variables.
+    const effectiveArgv = argv[0] === '--params-from-env' ? argsFromOrbParams(orbEnvironment(readContext())) : argv;
+    verbose = verbose || effectiveArgv.includes('--verbose');
+    if (argv[0] === '--params-from-env') log.info(`options from the orb's parameters: ${effectiveArgv.map(displayArg).join(' ')}`);
+    const split = splitArgs(effectiveArgv);
     const parsed = parseHelperArgs(split.helper);
     if (parsed === 'exit') return ExitCode.ok;
     const ctx = readContext();

@@ -14,6 +14,14 @@ export interface RunContext {
   readonly dockerBuildkit: boolean | undefined;
   /** Where the docker CLI keeps config.json (logins, credential helpers). */
   readonly dockerConfigDir: string;
+  /** The orb's PARAM_* variables. */
+  readonly orbParams: Readonly<Record<string, string | undefined>>;
+  /** Set by the orb's login step when a forked PR has no registry credentials. */
+  readonly orbReadOnly: boolean;
+  /** CIRCLE_PR_NUMBER: set on forked pull requests, which get no secrets. */
+  readonly prNumber: string | undefined;
+  /** CircleCI's BASH_ENV file, sourced before each step. */
+  readonly bashEnv: string | undefined;
   /** Reads another variable by name (for --password-env). */
   readonly readVariable: (name: string) => string | undefined;
 }
@@ -40,6 +48,10 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): RunContext {
     isCi: clean(env.CI) !== undefined || clean(env.CIRCLECI) !== undefined,
     dockerBuildkit: parseFlag(env.DOCKER_BUILDKIT),
     dockerConfigDir: clean(env.DOCKER_CONFIG) ?? join(homedir(), '.docker'),
+    orbParams: Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('PARAM_'))),
+    orbReadOnly: parseFlag(env.DRC_READ_ONLY) === true,
+    prNumber: clean(env.CIRCLE_PR_NUMBER),
+    bashEnv: clean(env.BASH_ENV),
     readVariable: (name) => env[name],
   };
 }

@@ -1,0 +1,19 @@
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { resolveIncludes } from './include.js';
+
+/**
+ * Packs the readable orb source with the bundled helper inside it. The bundle is
+ * gzip + base64 (base64 has no `<`, so nothing needs escaping) and the result is
+ * byte for byte the same for the same inputs (gzip without a timestamp).
+ */
+export function packOrb(source: string, baseDir: string, bundle: Buffer): string {
+  const gzipped = gzipSync(bundle, { level: 9 });
+  // Byte 4-7 of a gzip header is the mtime; zlib writes 0, which keeps the output stable.
+  const base64 = gzipped.toString('base64');
+  const sha256 = createHash('sha256').update(bundle).digest('hex');
+  const packed = resolveIncludes(source, baseDir, {
+    substitute: (text) => text.replace(/@@DRC_BUNDLE_GZIP_BASE64@@/g, base64).replace(/@@DRC_BUNDLE_SHA256@@/g, sha256),
+  });
+  return `# Packed from orb.yml by scripts/build.mjs: do not edit; edit orb.yml and scripts/orb/.\n${packed}`;
+}
