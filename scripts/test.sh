@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/test-env.sh up >/dev/null
 npm run --silent build
 npx tsc --noEmit -p tsconfig.json
+node dist/validate-orb.mjs orb.yml
+node dist/validate-orb.mjs dist/orb.yml
 node scripts/run-tests.mjs test
