@@ -20,6 +20,7 @@ export interface OpResult {
 export class CacheOps {
   retries = 0;
   private readonly down = new Set<string>();
+  private readonly noPushRights = new Set<string>();
   private readonly diffIdCache = new Map<string, Promise<string[] | undefined>>();
 
   constructor(
@@ -45,7 +46,11 @@ export class CacheOps {
     this.log.warn(`registry ${domain} is unreachable (${firstLine(message)}); cache operations on it are skipped for the rest of this run`);
   }
 
-  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>): Promise<OpResult> {
+  /**
+   * `timeoutMeansDown`: a lookup or pull that keeps timing out says the registry
+   * stalls; a push may time out on one large layer while the registry is fine.
+   */
+  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>, timeoutMeansDown = true): Promise<OpResult> {
     if (this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
     const { value, retries } = await withRetry(
       this.policy,
@@ -57,8 +62,15 @@ export class CacheOps {
       (n, message, delay) => this.log.info(`  retry ${n} of ${what} ${formatRef(ref)} in ${(delay / 1000).toFixed(1)}s: ${firstLine(message)}`),
     );
     this.retries += retries;
-    if (!value.ok && classifyFailure(value.message) === 'unreachable') this.markDown(ref, value.message);
+    // A registry that refused connections, or kept timing out, is not asked again.
+    const unreachable = classifyFailure(value.message) === 'unreachable' && !/timed out|timeout/i.test(value.message);
+    if (!value.ok && (unreachable || (timeoutMeansDown && /timed out|timeout/i.test(value.message)))) this.markDown(ref, value.message);
     return value;
+  }
+
+  /** Where a registry was given up on, for the report. */
+  downRegistries(): string[] {
+    return [...this.down];
   }
 
   /** Whether a tag exists, asked through the registry API. 'unknown' when the API cannot tell. */
@@ -83,11 +95,24 @@ export class CacheOps {
     });
   }
 
+  /** Whether an earlier cache push to this registry was refused for lack of rights. */
+  cannotPush(ref: ImageRef): boolean {
+    return this.noPushRights.has(this.domainOf(ref));
+  }
+
   async push(ref: ImageRef): Promise<OpResult> {
-    return this.retrying('push of', ref, async () => {
-      const result = await this.docker.push(formatRef(ref), this.timeoutMs);
-      return { ok: result.exitCode === 0, message: result.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3) };
-    });
+    const result = await this.retrying('push of', ref, async () => {
+      const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
+      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 3) };
+    }, false);
+    if (!result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
+      const domain = this.domainOf(ref);
+      if (!this.noPushRights.has(domain)) {
+        this.noPushRights.add(domain);
+        this.log.warn(`registry ${domain} refused a push (${firstLine(result.message)}): no push rights, so the remaining cache pushes are skipped; log in with an account that may push`);
+      }
+    }
+    return result;
   }
 
   /**

@@ -232,7 +232,17 @@ function resolveStageRef(value: string, byName: ReadonlyMap<string, number>, cou
     if (index >= count) throw inputError(`${file} line ${line}: --from=${value} names stage ${index}, but there are only ${count}`, 'stage indexes count from 0');
     return index;
   }
-  return byName.get(value.toLowerCase()); // anything else is an image reference
+  const stage = byName.get(value.toLowerCase());
+  if (stage !== undefined) return stage;
+  // A bare word that names no stage is most likely a typo of one; an image needs a tag or path.
+  if (/^[a-z0-9_-]+$/i.test(value)) {
+    const known = [...byName.keys()].join(', ') || '(no named stages)';
+    throw inputError(
+      `${file} line ${line}: --from=${value} names no stage (stages: ${known})`,
+      `fix the stage name; to copy from the image "${value}", write --from=${value}:latest`,
+    );
+  }
+  return undefined; // an image reference
 }
 
 /** Finds a stage by name or index, as `--target` names it. */

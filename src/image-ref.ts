@@ -137,6 +137,10 @@ export function branchToken(branch: string): string {
     .replace(/^[.-]+/, '')
     .slice(0, MAX_READABLE)
     .replace(/[.-]+$/, '');
+  if (readable === '' && /[\p{L}\p{N}]/u.test(branch)) {
+    // Letters Docker tags cannot hold (e.g. "ブランチ"): the hash alone tells it apart.
+    return `branch_${hash12(branch)}`;
+  }
   if (readable === '') {
     throw inputError(
       `the branch name "${branch}" has nothing that can go into a Docker tag`,

@@ -111,6 +111,7 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     throw usageError(`the build context "${context}" is not a local folder`, 'run the helper in a checkout and give a folder as the context (default ".")');
   }
   const fileArg = fileArgs[0];
+  if (args.timeout !== undefined && !(args.timeout > 0)) throw usageError(`--timeout must be a positive number of seconds, not "${args.timeout}"`);
   if (fileArg === '-') throw usageError('-f - (Dockerfile on stdin) is not supported', 'the helper reads the Dockerfile to find its stages: give a file');
   const dockerfile = fileArg === undefined ? join(context, 'Dockerfile') : fileArg;
 
@@ -152,7 +153,7 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     dockerfile: isAbsolute(dockerfile) ? dockerfile : dockerfile,
     buildArgs,
     passthrough: split.docker,
-    branch: args.branch === undefined ? undefined : args.branch,
+    branch: args.branch === undefined || args.branch === '' ? undefined : args.branch,
     defaultBranches: commaList(args['default-branch']) ?? ['main', 'master'],
     target: args.target,
     stages: args.stages === undefined ? undefined : commaList([args.stages]),

@@ -13,6 +13,9 @@ import { buildInvocation, type BuilderKind, type CacheCandidate, dryRunCommands,
 import type { RegistryApi } from './registry.js';
 import type { RunReport, StageReport } from './report.js';
 
+/** How long cache pushes may go on after SIGINT/SIGTERM. */
+const INTERRUPT_GRACE_MS = 60_000;
+
 export interface RunDeps {
   readonly docker: Docker;
   readonly registry: RegistryApi;
@@ -34,6 +37,7 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
     text = await readFile(options.dockerfile, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw inputError(`the Dockerfile ${options.dockerfile} is a folder`, 'point -f at the Dockerfile itself');
     throw inputError(
       `cannot read the Dockerfile ${options.dockerfile} (${code ?? (error as Error).message})`,
       'run the helper in the build context, or pass -f PATH and the context folder',
@@ -200,8 +204,18 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   }
 
   await timed('push caches', async () => {
-    await Promise.all(pushes);
     if (pushes.length === 0) log.info('no stage was built: nothing to push');
+    const all = Promise.all(pushes);
+    if (!deps.cancel.aborted) return void (await all);
+    // Stopped by a signal: CircleCI kills the job soon after, so the pushes get a bounded grace period.
+    const graceMs = Math.min(timeoutMs, INTERRUPT_GRACE_MS);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), graceMs);
+    });
+    const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
+    clearTimeout(timer);
+    if (outcome === 'expired') log.warn(`cache pushes did not finish within ${graceMs / 1000}s of the signal; stopping anyway`);
   });
   await keepLocalImages(plan, built, deps);
 
@@ -332,8 +346,8 @@ async function pushStageCache(stage: PlannedStage, stageReport: StageReport, sou
   }
   for (const write of stage.writes) {
     const ref = formatRef(write.ref);
-    if (ops.isDown(write.ref)) {
-      stageReport.cachePush.push({ ref, action: 'skipped', message: 'registry unreachable' });
+    if (ops.isDown(write.ref) || ops.cannotPush(write.ref)) {
+      stageReport.cachePush.push({ ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' });
       continue;
     }
     if (unchanged && source && ref === formatRef(source.ref)) {

@@ -60,7 +60,7 @@ describe('parseDockerfile', () => {
     },
     {
       name: 'treats COPY --from of an image (not a stage) as external',
-      text: 'FROM a AS one\nCOPY --from=nginx:latest /etc/nginx /n\n',
+      text: 'FROM a AS one\nCOPY --from=nginx:latest /etc/nginx /n\nCOPY --from=ghcr.io/x/y /y /y\n',
       expected: [{ key: 'one', base: 'a', deps: [] }],
     },
     {
@@ -101,6 +101,7 @@ describe('parseDockerfile', () => {
     ['a stage copying from itself', 'FROM a AS x\nCOPY --from=x / /\n', /copies from itself/],
     ['an invalid stage name', 'FROM a AS 1bad\n', /invalid stage name/],
     ['a FROM without an image', 'FROM --platform=linux/amd64\n', /no image/],
+    ['COPY --from a stage name that does not exist', 'FROM a AS builder\nFROM b\nCOPY --from=buidler / /\n', /--from=buidler names no stage \(stages: builder\)/],
   ];
   for (const [name, text, message] of bad) {
     it(`refuses ${name}`, () => assert.throws(() => parseDockerfile(text), message));

@@ -69,6 +69,7 @@ describe('cache tag naming', () => {
   it('refuses a branch that has nothing usable', () => {
     assert.throws(() => branchToken('///'), /nothing that can go into a Docker tag/);
     assert.throws(() => branchToken('_-.'), /nothing/);
+    assert.match(branchToken('ブランチ'), /^branch_[0-9a-f]{12}$/);
   });
 
   it('the seed collision: branch "x-builder" and stage builder of branch "x" get different tags', () => {
