@@ -150,7 +150,8 @@ export function makePlan(input: PlanInput): Plan {
   };
 }
 
-export type Resolution = ReadonlyMap<string, CacheCandidate | undefined>;
+/** For each stage key, the caches found in the registry, most specific first. */
+export type Resolution = ReadonlyMap<string, readonly CacheCandidate[]>;
 
 /**
  * The `docker build` of one stage. `resolved` maps stage keys to the cache found
@@ -160,12 +161,12 @@ export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resol
   const args = ['build'];
   if (stage.targetArg !== undefined) args.push('--target', stage.targetArg);
   args.push('--tag', formatRef(stage.localRef));
+  // Every cache found, not only the most specific: an image rebuilt from an
+  // imported cache can carry thinner cache metadata (ENGINE.md), and an older,
+  // fuller cache of another scope still serves the unchanged steps.
   const cacheFrom: string[] = [];
-  const own = resolved.get(stage.key);
-  if (own) cacheFrom.push(formatRef(own.ref));
-  for (const key of stage.needs) {
-    const dep = resolved.get(key);
-    if (dep) cacheFrom.push(formatRef(dep.ref));
+  for (const key of [stage.key, ...stage.needs]) {
+    for (const found of resolved.get(key) ?? []) cacheFrom.push(formatRef(found.ref));
   }
   if (plan.builder === 'classic') {
     // The classic builder uses only the --cache-from images once any is given,
@@ -185,7 +186,7 @@ export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resol
 
 /** What --dry-run shows: every command, assuming each stage's most specific cache exists. */
 export function dryRunCommands(plan: Plan): { title: string; invocations: DockerInvocation[] }[] {
-  const assumed = new Map(plan.stages.map((s) => [s.key, s.candidates[0]]));
+  const assumed = new Map(plan.stages.map((s) => [s.key, s.candidates.slice(0, 1)]));
   const built = new Set<string>();
   const phases: { title: string; invocations: DockerInvocation[] }[] = [];
   phases.push({

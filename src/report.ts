@@ -8,7 +8,8 @@ export interface StageReport {
   /** The cache the stage was built from, or null when none was found. */
   cacheUsed: { readonly scope: 'branch' | 'default' | 'unprefixed'; readonly branch: string | null; readonly ref: string } | null;
   lookups: { readonly ref: string; readonly result: Lookup }[];
-  status: 'built' | 'failed' | 'not-built';
+  /** cached: every step was a cache hit, so the stage was not exported (its cache is current). */
+  status: 'built' | 'cached' | 'failed' | 'not-built';
   steps: { readonly cached: number; readonly total: number } | null;
   /** Wall time of the stage's docker build. */
   buildSeconds: number | null;
@@ -22,6 +23,8 @@ export interface RunReport {
   readonly image: string;
   readonly branch: string | null;
   builder: string;
+  /** How the stages were built: target-first (BuildKit) or stage-by-stage (classic). */
+  strategy: string | null;
   engine: string | null;
   readonly stages: StageReport[];
   deploy: { readonly ref: string; readonly action: 'pushed' | 'tagged' | 'failed' | 'not-run'; readonly message?: string }[];

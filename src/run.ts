@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { type BuildStep, countSteps, parseBuildOutput } from './build-output.js';
+import { buildStageByStage, buildTargetFirst, type StrategyContext } from './build-strategies.js';
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
@@ -9,7 +9,7 @@ import type { Runner } from './exec.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { Options } from './options.js';
-import { buildInvocation, type BuilderKind, type CacheCandidate, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
+import { type BuilderKind, type CacheCandidate, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
 import type { RegistryApi } from './registry.js';
 import type { RunReport, StageReport } from './report.js';
 
@@ -131,6 +131,7 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     image: formatRef(options.image),
     branch: branch ?? null,
     builder,
+    strategy: null,
     engine: caps ? `client ${caps.clientVersion}, server ${caps.serverVersion}${caps.hasBuildx ? ', buildx' : ''}` : null,
     stages: plan.stages.map(emptyStageReport),
     deploy: plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'not-run' as const })),
@@ -171,40 +172,20 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
-  const built = new Set<string>();
-  const pushes: Promise<void>[] = [];
-  let failure: UserError | undefined;
-  for (const [i, stage] of plan.stages.entries()) {
-    const stageReport = report.stages[i];
-    if (!stageReport) continue;
-    if (deps.cancel.aborted) break;
-    const invocation = buildInvocation(plan, stage, resolved, built);
-    const result = await timed(`build ${stage.key}${stage.isTarget ? ' (target)' : ''}`, async () => {
-      log.debug(displayInvocation(options.docker, invocation));
-      return deps.docker.exec(invocation, { onOutput: (chunk) => log.raw(chunk), cancelSignal: deps.cancel });
-    });
-    const steps = parseBuildOutput(result.all, plan.builder);
-    stageReport.steps = ownSteps(steps, stage, plan.builder);
-    const seconds = steps.filter((s) => !s.cached && s.seconds !== undefined).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
-    stageReport.buildSeconds = result.durationMs / 1000;
-    stageReport.uncachedStepSeconds = plan.builder === 'buildkit' ? seconds : null;
-    if (result.exitCode !== 0) {
-      stageReport.status = 'failed';
-      if (result.canceled || deps.cancel.aborted) break;
-      failure = new UserError('buildFailed', `the build of stage "${stage.key}" failed (docker build exited ${result.exitCode})`, {
-        hint: 'fix the error shown above; the caches of the stages built before it were pushed',
-        detail: `${displayInvocation(options.docker, invocation)}\n${tail(result.all, 20)}`,
-      });
-      break;
-    }
-    stageReport.status = 'built';
-    built.add(stage.key);
-    // Push this stage's cache while later stages build.
-    pushes.push(pushStageCache(stage, stageReport, resolved.get(stage.key), deps, ops));
-  }
+  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, timed };
+  // BuildKit builds the target once and exports only changed stages; the classic builder needs each stage built in turn.
+  report.strategy = plan.builder === 'buildkit' ? 'target-first' : 'stage-by-stage';
+  log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
+  const outcome = plan.builder === 'buildkit' ? await buildTargetFirst(strategyContext) : await buildStageByStage(strategyContext);
+  const { built, pushes, failure } = outcome;
+  const target = plan.stages[plan.stages.length - 1];
+  // The deploy push runs beside the cache pushes; it shares their layers.
+  const deploying = !failure && !deps.cancel.aborted && target && built.has(target.key)
+    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, timeoutMs))
+    : undefined;
 
   await timed('push caches', async () => {
-    if (pushes.length === 0) log.info('no stage was built: nothing to push');
+    if (pushes.length === 0) log.info('no stage cache to write');
     const all = Promise.all(pushes);
     if (!deps.cancel.aborted) return void (await all);
     // Stopped by a signal: CircleCI kills the job soon after, so the pushes get a bounded grace period.
@@ -213,10 +194,11 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     const expired = new Promise<'expired'>((resolve) => {
       timer = setTimeout(() => resolve('expired'), graceMs);
     });
-    const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
+    const result = await Promise.race([all.then(() => 'done' as const), expired]);
     clearTimeout(timer);
-    if (outcome === 'expired') log.warn(`cache pushes did not finish within ${graceMs / 1000}s of the signal; stopping anyway`);
+    if (result === 'expired') log.warn(`cache pushes did not finish within ${graceMs / 1000}s of the signal; stopping anyway`);
   });
+  const deployError = deploying ? await deploying : undefined;
   await keepLocalImages(plan, built, deps);
 
   if (deps.cancel.aborted) {
@@ -232,14 +214,10 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     throw Object.assign(failure, { report: finish() });
   }
 
-  const target = plan.stages[plan.stages.length - 1];
-  if (target) {
-    const deployError = await timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, timeoutMs));
-    if (deployError) {
-      report.outcome = 'deploy-failed';
-      report.exitCode = deployError.exitCode;
-      throw Object.assign(deployError, { report: finish() });
-    }
+  if (deployError) {
+    report.outcome = 'deploy-failed';
+    report.exitCode = deployError.exitCode;
+    throw Object.assign(deployError, { report: finish() });
   }
   return finish();
 }
@@ -277,106 +255,49 @@ async function login(options: Options, deps: RunDeps, timeoutMs: number): Promis
   }
 }
 
-/** Looks up every candidate of every stage at once; each stage takes its most specific hit. */
-async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log: Logger): Promise<Map<string, CacheCandidate | undefined>> {
-  const resolved = new Map<string, CacheCandidate | undefined>();
+/** Looks up every candidate of every stage at once; each stage keeps the ones found, most specific first. */
+async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log: Logger): Promise<Map<string, CacheCandidate[]>> {
+  const resolved = new Map<string, CacheCandidate[]>();
   await Promise.all(
     plan.stages.map(async (stage, i) => {
       const lookups = await Promise.all(stage.candidates.map((c) => ops.lookup(c.ref)));
       const stageReport = report.stages[i];
-      let hit: CacheCandidate | undefined;
+      const found: CacheCandidate[] = [];
       for (const [j, candidate] of stage.candidates.entries()) {
-        const result = lookups[j] ?? 'unknown';
-        stageReport?.lookups.push({ ref: formatRef(candidate.ref), result });
-        if (hit) continue;
-        if (result === 'found') hit = candidate;
-        else if (result === 'unknown' && !ops.isDown(candidate.ref)) {
+        let result = lookups[j] ?? 'unknown';
+        if (result === 'unknown' && found.length === 0 && !ops.isDown(candidate.ref)) {
           // The API could not tell (auth scheme, proxy): a pull answers for sure.
-          const pulled = await ops.pull(candidate.ref);
-          if (pulled.ok) hit = candidate;
+          result = (await ops.pull(candidate.ref)).ok ? 'found' : 'unknown';
         }
+        stageReport?.lookups.push({ ref: formatRef(candidate.ref), result });
+        if (result === 'found') found.push(candidate);
       }
-      resolved.set(stage.key, hit);
+      resolved.set(stage.key, found);
+      const hit = found[0];
       if (stageReport && hit) stageReport.cacheUsed = { scope: hit.scope.kind, branch: hit.scope.branch ?? null, ref: formatRef(hit.ref) };
-      log.info(`${stage.key}: ${hit ? `cache ${formatRef(hit.ref)} (${hit.scope.kind}${hit.scope.branch ? ` ${hit.scope.branch}` : ''})` : 'no cache found'}`);
+      log.info(`${stage.key}: ${hit ? `cache ${formatRef(hit.ref)} (${hit.scope.kind}${hit.scope.branch ? ` ${hit.scope.branch}` : ''})${found.length > 1 ? `, and ${found.length - 1} more scope(s) as extra sources` : ''}` : 'no cache found'}`);
     }),
   );
   return resolved;
 }
 
-async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate | undefined>, ops: CacheOps, report: RunReport, log: Logger): Promise<void> {
+/** The classic builder reads caches from local images: pull the most specific one of each stage. */
+async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate[]>, ops: CacheOps, report: RunReport, log: Logger): Promise<void> {
   await Promise.all(
     plan.stages.map(async (stage, i) => {
-      const hit = resolved.get(stage.key);
+      const hit = resolved.get(stage.key)?.[0];
       if (!hit) return;
       const result = await ops.pull(hit.ref);
-      if (result.ok) return;
+      if (result.ok) {
+        resolved.set(stage.key, [hit]);
+        return;
+      }
       log.warn(`could not pull the cache ${formatRef(hit.ref)}: ${result.message.split('\n')[0]}; building ${stage.key} without it`);
-      resolved.set(stage.key, undefined);
+      resolved.set(stage.key, []);
       const stageReport = report.stages[i];
       if (stageReport) stageReport.cacheUsed = null;
     }),
   );
-}
-
-/** The steps of one stage: BuildKit calls unnamed stages stage-N, or nothing in a one-stage file. */
-function ownSteps(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): { cached: number; total: number } {
-  const label = stage.targetArg ?? (builder === 'buildkit' ? `stage-${stage.key}` : stage.key);
-  const own = countSteps(steps, label);
-  return own.total > 0 ? own : countSteps(steps.filter((s) => s.stage === undefined));
-}
-
-function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  return a !== undefined && b !== undefined && a.length > 0 && a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/**
- * Writes a built stage's cache tags. When the stage came out with the same layers
- * as the cache it was built from, the registry already has it: the tag is left
- * alone (same tag) or pointed at it by a manifest copy (other tag), so nothing is
- * re-pushed and the original cache metadata is kept.
- */
-async function pushStageCache(stage: PlannedStage, stageReport: StageReport, source: CacheCandidate | undefined, deps: RunDeps, ops: CacheOps): Promise<void> {
-  if (stage.writes.length === 0) return;
-  const local = formatRef(stage.localRef);
-  let unchanged = false;
-  if (source) {
-    const [localLayers, remoteLayers] = await Promise.all([deps.docker.diffIds(local), ops.remoteDiffIds(source.ref)]);
-    unchanged = sameLayers(localLayers, remoteLayers);
-  }
-  for (const write of stage.writes) {
-    const ref = formatRef(write.ref);
-    if (ops.isDown(write.ref) || ops.cannotPush(write.ref)) {
-      stageReport.cachePush.push({ ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' });
-      continue;
-    }
-    if (unchanged && source && ref === formatRef(source.ref)) {
-      stageReport.cachePush.push({ ref, action: 'unchanged' });
-      continue;
-    }
-    if (unchanged && source) {
-      const copied = await ops.copyManifest(source.ref, write.ref);
-      if (copied.ok && copied.message === 'already') {
-        stageReport.cachePush.push({ ref, action: 'unchanged' });
-        continue;
-      }
-      if (copied.ok) {
-        deps.log.info(`cache ${ref}: same layers as ${formatRef(source.ref)}, tagged in the registry (no upload)`);
-        stageReport.cachePush.push({ ref, action: 'copied' });
-        continue;
-      }
-      deps.log.debug(`manifest copy to ${ref} failed (${copied.message}); pushing instead`);
-    }
-    const tagged = await deps.docker.tag(local, ref);
-    const pushed = tagged.exitCode === 0 ? await ops.push(write.ref) : { ok: false, message: tail(tagged.stderr, 3) };
-    if (pushed.ok) {
-      deps.log.info(`cache ${ref}: pushed`);
-      stageReport.cachePush.push({ ref, action: 'pushed' });
-    } else {
-      deps.log.warn(`could not push the cache ${ref}: ${pushed.message.split('\n')[0]} (the build goes on; the next run may be slower)`);
-      stageReport.cachePush.push({ ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' });
-    }
-  }
 }
 
 /** Replaces the run-unique local tags with stable ones, so images stay for the next local build. */

@@ -83,10 +83,23 @@ for (const builder of BUILDERS) {
       }
     });
 
+    it('the branch with another source change still reuses every unchanged step (no cache loss from re-pushes)', async () => {
+      appendFileSync(join(app, 'src', 'main.txt'), 'another change\n');
+      wipeEngine();
+      const run = await helper('feature-3', ['--branch', 'feature/x']);
+      assert.equal(run.code, 0, explain(run));
+      const stages = new Map((run.report?.stages ?? []).map((s) => [s.stage, s]));
+      const deps = stages.get('deps')?.steps;
+      assert.ok(deps && deps.cached === deps.total, `deps fully cached: ${JSON.stringify(deps)}`);
+      const build = stages.get('builder')?.steps;
+      // The builder's toolchain step comes before COPY src: it must be a hit; COPY and what follows are not.
+      assert.ok(build && build.cached >= 1 && build.cached < build.total, `builder reused its prefix: ${JSON.stringify(build)}`);
+    });
+
     it('the cached image has the same files as a no-cache build', () => {
       const noCache = `drc-test/nocache-${builder.name}:latest`;
       buildNoCache(app, noCache);
-      const cached = imageFiles(`${repo}:feature-2`);
+      const cached = imageFiles(`${repo}:feature-3`);
       const reference = imageFiles(noCache);
       assert.ok(reference.size > 10, 'the image has files');
       assert.deepEqual([...cached.entries()].sort(), [...reference.entries()].sort());

@@ -117,7 +117,7 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     const repo = `${REGISTRY}/${repoPath('sigterm')}`;
     wipeEngine();
     const started = Date.now();
-    const run = await runHelper([`${repo}:v1`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: dir, env: BUILDKIT, killWhenOutput: /==> build final/ });
+    const run = await runHelper([`${repo}:v1`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: dir, env: BUILDKIT, killWhenOutput: /\[final \d\/\d\] RUN sleep 60/ });
     assert.equal(run.code, 143, explain(run));
     assert.ok(Date.now() - started < 50_000, 'stopped well before the 60 s step would end');
     assert.match(run.stderr, /SIGTERM received/);

@@ -84,6 +84,7 @@ export function smallApp(opts: { failFinal?: boolean; depsMb?: number; depsSleep
       'COPY deps.txt /deps/',
       `RUN sleep ${opts.depsSleep ?? 1} && awk 'BEGIN { srand(7); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for i in $(seq 1 ${(opts.depsMb ?? 4) * 16}); do cat /tmp/b; done > /deps/vendor.bin && rm /tmp/b`,
       'FROM deps AS builder',
+      'RUN mkdir -p /out && echo toolchain > /out/toolchain.txt',
       'COPY src/ /src/',
       'RUN mkdir -p /out && cat /src/*.txt > /out/app.txt && sha256sum /deps/vendor.bin > /out/vendor.sum',
       'FROM ${BASE_IMAGE} AS final',

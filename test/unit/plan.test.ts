@@ -87,19 +87,20 @@ describe('buildInvocation', () => {
   const [deps, builder, final] = plan.stages;
   if (!deps || !builder || !final) throw new Error('plan has three stages');
   // Stages resolve independently: the branch has a builder cache, but no final image cache.
-  const resolved = new Map<string, CacheCandidate | undefined>([
-    ['deps', deps.candidates[1]],
-    ['builder', builder.candidates[0]],
-    ['final', final.candidates[1]],
+  const resolved = new Map<string, CacheCandidate[]>([
+    ['deps', deps.candidates.slice(1, 2)],
+    ['builder', builder.candidates.slice(0, 2)],
+    ['final', final.candidates.slice(1, 2)],
   ]);
 
-  it('BuildKit: --target, run tag, each resolved cache of the stage and its dependencies, inline cache, user args, context last', () => {
+  it('BuildKit: --target, run tag, every cache found for the stage and its dependencies, inline cache, user args, context last', () => {
     const { args, env } = buildInvocation(plan, final, resolved, new Set(['deps', 'builder']));
     assert.deepEqual(args, [
       'build', '--target', 'final', '--tag', 'drc.local/team/app:run-r1__final',
       '--cache-from', 'localhost:5000/team/app:main',
       '--cache-from', 'localhost:5000/team/app:main__deps',
       '--cache-from', 'localhost:5000/team/app:feature.x__builder',
+      '--cache-from', 'localhost:5000/team/app:main__builder',
       '--build-arg', 'BUILDKIT_INLINE_CACHE=1',
       '--build-arg', 'A=1', '--secret', 'id=x,src=y', '.',
     ]);

@@ -1,0 +1,83 @@
+import type { CacheOps } from './cache-ops.js';
+import type { Docker } from './docker.js';
+import { tail } from './errors.js';
+import { formatRef } from './image-ref.js';
+import type { Logger } from './log.js';
+import type { CacheCandidate, PlannedStage } from './plan.js';
+import type { StageReport } from './report.js';
+
+function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  return a !== undefined && b !== undefined && a.length > 0 && a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export interface CachePushDeps {
+  readonly docker: Docker;
+  readonly ops: CacheOps;
+  readonly log: Logger;
+}
+
+/**
+ * Writes a stage's cache tags. The registry already has the stage when it came out
+ * with the same layers as the cache it was built from (or was not rebuilt at all):
+ * then a tag is left alone (same tag) or pointed at that cache by a manifest copy,
+ * so nothing is re-uploaded and the original, fuller cache metadata is kept.
+ * Otherwise the first tag is pushed and the others are manifest copies of it.
+ */
+export async function pushStageCache(
+  stage: PlannedStage,
+  stageReport: StageReport,
+  source: CacheCandidate | undefined,
+  deps: CachePushDeps,
+  knownUnchanged = false,
+): Promise<void> {
+  const { ops, log, docker } = deps;
+  if (stage.writes.length === 0) return;
+  const local = formatRef(stage.localRef);
+  let unchanged = knownUnchanged && source !== undefined;
+  if (!unchanged && source) {
+    const [localLayers, remoteLayers] = await Promise.all([docker.diffIds(local), ops.remoteDiffIds(source.ref)]);
+    unchanged = sameLayers(localLayers, remoteLayers);
+  }
+  let pushedAs: CacheCandidate | undefined;
+  for (const write of stage.writes) {
+    const ref = formatRef(write.ref);
+    if (ops.isDown(write.ref) || ops.cannotPush(write.ref)) {
+      stageReport.cachePush.push({ ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' });
+      continue;
+    }
+    const copyFrom = unchanged ? source : pushedAs;
+    if (copyFrom && ref === formatRef(copyFrom.ref)) {
+      stageReport.cachePush.push({ ref, action: 'unchanged' });
+      continue;
+    }
+    if (copyFrom) {
+      const copied = await ops.copyManifest(copyFrom.ref, write.ref);
+      if (copied.ok) {
+        const already = copied.message === 'already';
+        if (!already) log.info(`cache ${ref}: tagged in the registry from ${formatRef(copyFrom.ref)} (no upload)`);
+        stageReport.cachePush.push({ ref, action: already ? 'unchanged' : 'copied' });
+        continue;
+      }
+      log.debug(`manifest copy to ${ref} failed (${copied.message}); pushing instead`);
+      if (unchanged && !(await hasLocalImage(docker, local))) {
+        stageReport.cachePush.push({ ref, action: 'failed', message: copied.message.split('\n')[0] ?? '' });
+        log.warn(`could not tag the cache ${ref}: ${copied.message.split('\n')[0]}`);
+        continue;
+      }
+    }
+    const tagged = await docker.tag(local, ref);
+    const pushed = tagged.exitCode === 0 ? await ops.push(write.ref) : { ok: false, message: tail(tagged.stderr, 3) };
+    if (pushed.ok) {
+      log.info(`cache ${ref}: pushed`);
+      stageReport.cachePush.push({ ref, action: 'pushed' });
+      pushedAs ??= write;
+    } else {
+      log.warn(`could not push the cache ${ref}: ${pushed.message.split('\n')[0]} (the build goes on; the next run may be slower)`);
+      stageReport.cachePush.push({ ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' });
+    }
+  }
+}
+
+async function hasLocalImage(docker: Docker, ref: string): Promise<boolean> {
+  return (await docker.imageId(ref)) !== undefined;
+}
