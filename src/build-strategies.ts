@@ -4,7 +4,8 @@ import { pushStageCache } from './cache-push.js';
 import { type Docker, displayInvocation } from './docker.js';
 import { tail, UserError } from './errors.js';
 import type { Logger } from './log.js';
-import { buildInvocation, type BuilderKind, type Plan, type PlannedStage, type Resolution } from './plan.js';
+import { formatRef, type ImageRef } from './image-ref.js';
+import { buildInvocation, type BuilderKind, type CacheCandidate, type Plan, type PlannedStage, type Resolution } from './plan.js';
 import type { RunReport, StageReport } from './report.js';
 import { StageWatcher } from './stage-watch.js';
 
@@ -26,6 +27,26 @@ export interface BuildOutcome {
   /** Cache pushes under way. */
   readonly pushes: Promise<void>[];
   failure: UserError | undefined;
+}
+
+/** What each stage's cache write ended on (the pushed tag, or the cache kept), by stage key. */
+type Written = Map<string, Promise<CacheCandidate | undefined>>;
+
+/** Starts a stage's cache write and records it, so later stages can repair from it. */
+function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: Written, stage: PlannedStage, stageReport: StageReport, knownUnchanged: boolean): void {
+  const sources = async (): Promise<ImageRef[]> => {
+    const refs: ImageRef[] = [];
+    for (const key of [stage.key, ...stage.needs]) for (const found of ctx.resolved.get(key) ?? []) refs.push(found.ref);
+    for (const key of stage.needs) {
+      const done = await written.get(key);
+      if (done) refs.push(done.ref);
+    }
+    const seen = new Set<string>();
+    return refs.filter((r) => !seen.has(formatRef(r)) && seen.add(formatRef(r)));
+  };
+  const write = pushStageCache(stage, stageReport, ctx.resolved.get(stage.key)?.[0], ctx, knownUnchanged, ctx.plan.builder === 'buildkit' ? sources : undefined);
+  written.set(stage.key, write);
+  outcome.pushes.push(write.then(() => undefined));
 }
 
 /** BuildKit names unnamed stages stage-N; a one-stage file shows no name at all. */
@@ -53,15 +74,16 @@ function buildFailure(ctx: StrategyContext, stage: PlannedStage, invocation: Par
 }
 
 /**
- * Classic builder: each stage in dependency order with --target, its cache
- * pushed while the next stage builds. The classic builder needs the caches
- * pulled, and uses nothing but the --cache-from images.
+ * Each stage in dependency order with --target (its own build executes its
+ * steps), its cache pushed while the next stage builds. The classic builder needs
+ * the caches pulled, and uses nothing but the --cache-from images.
  */
-export async function buildStageByStage(ctx: StrategyContext): Promise<BuildOutcome> {
+export async function buildStageByStage(ctx: StrategyContext, skip: ReadonlySet<string> = new Set(), written: Written = new Map()): Promise<BuildOutcome> {
   const { plan, log } = ctx;
   const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
   for (const stage of plan.stages) {
     if (ctx.cancel.aborted) break;
+    if (skip.has(stage.key)) continue;
     const stageReport = stageReportOf(ctx, stage);
     const invocation = buildInvocation(plan, stage, ctx.resolved, outcome.built);
     const result = await ctx.timed(`build ${stage.key}${stage.isTarget ? ' (target)' : ''}`, async () => {
@@ -79,7 +101,7 @@ export async function buildStageByStage(ctx: StrategyContext): Promise<BuildOutc
     }
     stageReport.status = 'built';
     outcome.built.add(stage.key);
-    outcome.pushes.push(pushStageCache(stage, stageReport, ctx.resolved.get(stage.key)?.[0], ctx));
+    startCacheWrite(ctx, outcome, written, stage, stageReport, false);
   }
   return outcome;
 }
@@ -90,116 +112,93 @@ function sumUncached(steps: readonly BuildStep[], stage: PlannedStage, builder: 
 }
 
 /**
- * BuildKit: build the target once, with every cache found. BuildKit builds the
- * stages it needs and, with inline caches, pulls only the layers it must. As each
- * other stage finishes (seen in the streamed output), a stage with any step that
- * ran is exported from the local cache with --target and pushed while the rest
- * still builds; a stage whose steps were all cached is already in the registry,
- * so it is not exported (which would pull all its layers) and its tags are only
- * pointed at the cache it came from.
+ * BuildKit on an engine whose inline cache keeps layer links only for the steps a
+ * build executed (ENGINE.md: an image rebuilt from cache and pushed again serves
+ * only identical builds). So each stage's image must come from the build that
+ * executed its changed steps, and an unchanged stage must not be exported (that
+ * pulls all its layers) or re-pushed (that thins its cache metadata).
+ *
+ * First a probe: the target build with every cache found. If no step of the other
+ * stages has to run, the probe is the whole build: no pull beyond the target's
+ * layers, nothing re-pushed. As soon as a step of another stage starts to run,
+ * the probe is stopped, and the stages not already known to be unchanged are
+ * built stage by stage (each executing its own steps, its cache pushed while the
+ * next one builds).
  */
-export async function buildTargetFirst(ctx: StrategyContext): Promise<BuildOutcome> {
+export async function buildProbeThenStages(ctx: StrategyContext): Promise<BuildOutcome> {
   const { plan, log } = ctx;
-  const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
   const target = plan.stages[plan.stages.length - 1];
-  if (!target) return outcome;
   const others = plan.stages.slice(0, -1);
+  const anyMissing = plan.stages.some((s) => (ctx.resolved.get(s.key) ?? []).length === 0);
+  if (!target || anyMissing) {
+    if (target) log.info('probe skipped: some stage has no cache yet, so it will run; building stage by stage');
+    return buildStageByStage(ctx);
+  }
+  const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
+  const written: Written = new Map();
+  const unchanged = new Set<string>();
+  const probe = new AbortController();
+  const stopProbe = (): void => probe.abort();
+  ctx.cancel.addEventListener('abort', stopProbe);
+  let changedStage: string | undefined;
   const byLabel = new Map(others.map((s) => [buildkitLabel(s), s]));
-  const exports: Promise<void>[] = [];
-  const settled = new Set<string>();
 
-  const settle = (stage: PlannedStage, count: StepCount): void => {
-    if (settled.has(stage.key)) return;
-    settled.add(stage.key);
+  const settleUnchanged = (stage: PlannedStage, count: StepCount): void => {
+    if (unchanged.has(stage.key)) return;
+    unchanged.add(stage.key);
     const stageReport = stageReportOf(ctx, stage);
     stageReport.steps = count;
-    const found = ctx.resolved.get(stage.key)?.[0];
-    if (found && count.cached === count.total) {
-      stageReport.status = 'cached';
-      log.info(`stage ${stage.key}: every step cached; its cache ${found.ref.tag} is current, nothing to export`);
-      outcome.pushes.push(pushStageCache(stage, stageReport, found, ctx, true));
-      return;
-    }
-    exports.push(exportStage(ctx, stage, stageReport, outcome));
+    stageReport.status = 'cached';
+    log.info(`stage ${stage.key}: every step cached; its cache is current, nothing to export or push`);
+    startCacheWrite(ctx, outcome, written, stage, stageReport, true);
   };
+  const watcher = new StageWatcher(
+    new Set(byLabel.keys()),
+    (label, count) => {
+      const stage = byLabel.get(label);
+      if (stage && count.cached === count.total && changedStage === undefined) settleUnchanged(stage, count);
+    },
+    (label) => {
+      if (changedStage !== undefined) return;
+      changedStage = byLabel.get(label)?.key ?? label;
+      log.info(`probe: a step of stage ${changedStage} has to run; stopping the probe to build stage by stage`);
+      probe.abort();
+    },
+  );
 
-  const watcher = new StageWatcherAdapter(byLabel, settle);
   const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built);
-  const targetReport = stageReportOf(ctx, target);
-  const result = await ctx.timed(`build ${target.key} (target, with ${others.length} stage${others.length === 1 ? '' : 's'} it needs)`, async () => {
+  const result = await ctx.timed(`probe: build ${target.key} (target) with every cache`, async () => {
     log.debug(displayInvocation(ctx.cli, invocation));
     return ctx.docker.exec(invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);
         watcher.feed(chunk);
       },
-      cancelSignal: ctx.cancel,
+      cancelSignal: probe.signal,
     });
   });
-  const steps = parseBuildOutput(result.all, 'buildkit');
-  targetReport.steps = ownSteps(steps, target, 'buildkit');
-  targetReport.buildSeconds = result.durationMs / 1000;
-  targetReport.uncachedStepSeconds = sumUncached(steps, target, 'buildkit');
-  for (const stage of others) {
-    const stageReport = stageReportOf(ctx, stage);
-    stageReport.uncachedStepSeconds = sumUncached(steps, stage, 'buildkit');
-  }
+  watcher.close();
+  ctx.cancel.removeEventListener('abort', stopProbe);
+  if (ctx.cancel.aborted) return outcome;
 
-  if (result.exitCode !== 0) {
-    targetReport.status = 'failed';
-    if (!result.canceled && !ctx.cancel.aborted) outcome.failure = buildFailure(ctx, target, invocation, result.exitCode, result.all);
-    await Promise.all(exports);
+  if (changedStage === undefined) {
+    const targetReport = stageReportOf(ctx, target);
+    const steps = parseBuildOutput(result.all, 'buildkit');
+    targetReport.steps = ownSteps(steps, target, 'buildkit');
+    targetReport.buildSeconds = result.durationMs / 1000;
+    targetReport.uncachedStepSeconds = sumUncached(steps, target, 'buildkit');
+    if (result.exitCode !== 0) {
+      targetReport.status = 'failed';
+      outcome.failure = buildFailure(ctx, target, invocation, result.exitCode, result.all);
+      return outcome;
+    }
+    // Stages BuildKit did not print were not needed: their caches stand as they are.
+    for (const stage of others) if (!unchanged.has(stage.key)) settleUnchanged(stage, watcher.count(buildkitLabel(stage)));
+    targetReport.status = 'built';
+    outcome.built.add(target.key);
+    startCacheWrite(ctx, outcome, written, target, targetReport, false);
     return outcome;
   }
-  // Stages BuildKit did not print (fully cached deep dependencies) are settled by what is known.
-  for (const stage of others) settle(stage, watcher.count(stage));
-  targetReport.status = 'built';
-  outcome.built.add(target.key);
-  outcome.pushes.push(pushStageCache(target, targetReport, ctx.resolved.get(target.key)?.[0], ctx));
-  await ctx.timed('export changed stages', () => Promise.all(exports));
-  return outcome;
+  const rest = await buildStageByStage(ctx, unchanged, written);
+  return { built: rest.built, pushes: [...outcome.pushes, ...rest.pushes], failure: rest.failure };
 }
-
-const EXPORT_TIMEOUT_MS = 300_000;
-
-/** Exports one stage from the local build cache (a quick --target build) and starts its push. */
-async function exportStage(ctx: StrategyContext, stage: PlannedStage, stageReport: StageReport, outcome: BuildOutcome): Promise<void> {
-  const invocation = buildInvocation(ctx.plan, stage, ctx.resolved, outcome.built);
-  ctx.log.info(`stage ${stage.key} finished with ${stageReport.steps ? stageReport.steps.total - stageReport.steps.cached : '?'} step(s) run: exporting and pushing its cache while the build goes on`);
-  ctx.log.debug(displayInvocation(ctx.cli, invocation));
-  const started = Date.now();
-  // Not cancelled by SIGTERM: the stage is finished, and its export from the local cache is quick.
-  const result = await ctx.docker.exec(invocation, { timeoutMs: EXPORT_TIMEOUT_MS });
-  stageReport.buildSeconds = (Date.now() - started) / 1000;
-  if (result.exitCode !== 0) {
-    if (!result.canceled && !ctx.cancel.aborted) ctx.log.warn(`could not export stage ${stage.key} for its cache (exit ${result.exitCode}): ${tail(result.all, 1)}`);
-    stageReport.status = 'failed';
-    return;
-  }
-  stageReport.status = 'built';
-  outcome.built.add(stage.key);
-  outcome.pushes.push(pushStageCache(stage, stageReport, ctx.resolved.get(stage.key)?.[0], ctx));
-}
-
-
-/** Maps BuildKit's stage labels to planned stages for the watcher. */
-class StageWatcherAdapter {
-  private readonly watcher: StageWatcher;
-  constructor(
-    private readonly byLabel: ReadonlyMap<string, PlannedStage>,
-    settle: (stage: PlannedStage, count: StepCount) => void,
-  ) {
-    this.watcher = new StageWatcher(new Set(byLabel.keys()), (label, count) => {
-      const stage = byLabel.get(label);
-      if (stage) settle(stage, count);
-    });
-  }
-  feed(chunk: string): void {
-    this.watcher.feed(chunk);
-  }
-  count(stage: PlannedStage): StepCount {
-    for (const [label, s] of this.byLabel) if (s === stage) return this.watcher.count(label);
-    return { cached: 0, total: 0 };
-  }
-}
-

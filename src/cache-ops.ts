@@ -4,6 +4,7 @@ import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import { RegistryError, type RegistryApi } from './registry.js';
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
+import { repairInlineCache } from './inline-cache.js';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
 
@@ -130,6 +131,31 @@ export class CacheOps {
         return { ok: false, message: (error as Error).message };
       }
     });
+  }
+
+  /**
+   * Writes back the inline-cache layer links that the engine dropped for cached
+   * steps (see inline-cache.ts), taking them from the images the build's hits came
+   * from. Best effort: returns how many records were repaired (0 on any failure).
+   */
+  async repairInlineCache(pushed: ImageRef, sources: readonly ImageRef[]): Promise<number> {
+    if (sources.length === 0 || this.isDown(pushed)) return 0;
+    try {
+      const { manifest, config } = await this.registry.image(pushed);
+      const sourceConfigs = await Promise.all(sources.map((s) => this.registry.image(s).then((i) => i.config).catch(() => undefined)));
+      const repaired = repairInlineCache(config, sourceConfigs.filter((c): c is Record<string, unknown> => c !== undefined));
+      if (!repaired) return 0;
+      const bytes = Buffer.from(JSON.stringify(repaired.config));
+      const digest = await this.registry.pushBlob(pushed, bytes);
+      const body = JSON.parse(manifest.body.toString('utf8')) as { config: { digest: string; size: number } };
+      body.config.digest = digest;
+      body.config.size = bytes.length;
+      await this.registry.putManifest(pushed, { body: Buffer.from(JSON.stringify(body, null, 3)), mediaType: manifest.mediaType, digest: '' });
+      return repaired.repaired;
+    } catch (error) {
+      this.log.debug(`inline cache repair of ${formatRef(pushed)} skipped: ${(error as Error).message}`);
+      return 0;
+    }
   }
 
   /** The layer digests of a remote image, read from its config (cached per ref). */

@@ -1,7 +1,7 @@
 import type { CacheOps } from './cache-ops.js';
 import type { Docker } from './docker.js';
 import { tail } from './errors.js';
-import { formatRef } from './image-ref.js';
+import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { CacheCandidate, PlannedStage } from './plan.js';
 import type { StageReport } from './report.js';
@@ -16,6 +16,9 @@ export interface CachePushDeps {
   readonly log: Logger;
 }
 
+/** Images whose inline-cache records may restore the links a rebuilt stage lost. */
+export type RepairSources = () => Promise<readonly ImageRef[]>;
+
 /**
  * Writes a stage's cache tags. The registry already has the stage when it came out
  * with the same layers as the cache it was built from (or was not rebuilt at all):
@@ -29,9 +32,10 @@ export async function pushStageCache(
   source: CacheCandidate | undefined,
   deps: CachePushDeps,
   knownUnchanged = false,
-): Promise<void> {
+  repairSources?: RepairSources,
+): Promise<CacheCandidate | undefined> {
   const { ops, log, docker } = deps;
-  if (stage.writes.length === 0) return;
+  if (stage.writes.length === 0) return undefined;
   const local = formatRef(stage.localRef);
   let unchanged = knownUnchanged && source !== undefined;
   if (!unchanged && source) {
@@ -70,12 +74,17 @@ export async function pushStageCache(
     if (pushed.ok) {
       log.info(`cache ${ref}: pushed`);
       stageReport.cachePush.push({ ref, action: 'pushed' });
+      if (!pushedAs && repairSources) {
+        const repaired = await ops.repairInlineCache(write.ref, await repairSources());
+        if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped for cached steps`);
+      }
       pushedAs ??= write;
     } else {
       log.warn(`could not push the cache ${ref}: ${pushed.message.split('\n')[0]} (the build goes on; the next run may be slower)`);
       stageReport.cachePush.push({ ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' });
     }
   }
+  return unchanged ? source : pushedAs;
 }
 
 async function hasLocalImage(docker: Docker, ref: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Runner } from './exec.js';
@@ -44,6 +45,10 @@ export interface RegistryApi {
   putManifest(ref: ImageRef, manifest: Manifest): Promise<void>;
   /** The uncompressed layer digests (rootfs.diff_ids) of a single-platform image. */
   diffIds(ref: ImageRef): Promise<string[]>;
+  /** The manifest and the parsed config of a single-platform image. */
+  image(ref: ImageRef): Promise<{ manifest: Manifest; config: Record<string, unknown> }>;
+  /** Uploads a blob to the repository; returns its digest. */
+  pushBlob(ref: Pick<ImageRef, 'domain' | 'path'>, bytes: Buffer): Promise<string>;
 }
 
 /** Loopback registries speak plain HTTP, as the engine allows for them. */
@@ -155,6 +160,11 @@ export function httpRegistry(options: HttpRegistryOptions): RegistryApi {
     return response;
   }
 
+  function authHeader(ref: Pick<ImageRef, 'domain' | 'path'>): Record<string, string> {
+    const token = tokens.get(`${ref.domain ?? 'docker.io'} repository:${apiPath(ref)}:pull,push`);
+    return token ? { authorization: token } : {};
+  }
+
   async function failure(response: Response, what: string): Promise<RegistryError> {
     const text = (await response.text().catch(() => '')).slice(0, 300);
     return new RegistryError(`${what}: HTTP ${response.status} ${response.statusText} ${text}`.trim(), response.status);
@@ -190,14 +200,35 @@ export function httpRegistry(options: HttpRegistryOptions): RegistryApi {
       await response.arrayBuffer().catch(() => undefined);
     },
     async diffIds(ref) {
+      const { config } = await api.image(ref);
+      return ((config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? []).slice();
+    },
+    async image(ref) {
       const manifest = await api.getManifest(ref);
       const parsed = JSON.parse(manifest.body.toString('utf8')) as { config?: { digest?: string } };
       const configDigest = parsed.config?.digest;
       if (!configDigest) throw new RegistryError(`${ref.path}:${ref.tag} is not a single-platform image`, undefined);
       const response = await request(ref, 'GET', `blobs/${configDigest}`);
       if (!response.ok) throw await failure(response, `reading the config of ${ref.path}:${ref.tag}`);
-      const config = (await response.json()) as { rootfs?: { diff_ids?: string[] } };
-      return config.rootfs?.diff_ids ?? [];
+      return { manifest, config: (await response.json()) as Record<string, unknown> };
+    },
+    async pushBlob(ref, bytes) {
+      const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      const started = await request(ref, 'POST', 'blobs/uploads/', { push: true });
+      const location = started.headers.get('location');
+      if (started.status !== 202 || !location) throw await failure(started, `starting an upload to ${ref.path}`);
+      await started.arrayBuffer().catch(() => undefined);
+      const url = new URL(location, `${registryBaseUrl(ref.domain)}/`);
+      url.searchParams.set('digest', digest);
+      const response = await doFetch(url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', ...authHeader(ref) },
+        body: new Uint8Array(bytes),
+        signal: AbortSignal.timeout(options.timeoutMs),
+      });
+      if (response.status !== 201) throw await failure(response, `uploading a blob to ${ref.path}`);
+      await response.arrayBuffer().catch(() => undefined);
+      return digest;
     },
   };
   return api;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { buildStageByStage, buildTargetFirst, type StrategyContext } from './build-strategies.js';
+import { buildProbeThenStages, buildStageByStage, type StrategyContext } from './build-strategies.js';
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
@@ -173,10 +173,10 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, timed };
-  // BuildKit builds the target once and exports only changed stages; the classic builder needs each stage built in turn.
-  report.strategy = plan.builder === 'buildkit' ? 'target-first' : 'stage-by-stage';
+  // BuildKit: probe with the target build, then stage by stage only if a stage changed; classic: stage by stage.
+  report.strategy = plan.builder === 'buildkit' ? 'probe-then-stages' : 'stage-by-stage';
   log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
-  const outcome = plan.builder === 'buildkit' ? await buildTargetFirst(strategyContext) : await buildStageByStage(strategyContext);
+  const outcome = plan.builder === 'buildkit' ? await buildProbeThenStages(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;
   const target = plan.stages[plan.stages.length - 1];
   // The deploy push runs beside the cache pushes; it shares their layers.

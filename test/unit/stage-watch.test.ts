@@ -16,6 +16,7 @@ describe('StageWatcher', () => {
       '',
     ].join('\n');
     for (let i = 0; i < output.length; i += 7) watcher.feed(output.slice(i, i + 7));
+    watcher.close();
     assert.deepEqual(events, ['deps 1/2']);
     assert.equal(watcher.hasFinished('builder'), false, 'a stage whose last step failed has not finished');
     assert.deepEqual(watcher.count('builder'), { cached: 0, total: 2 });
@@ -25,6 +26,18 @@ describe('StageWatcher', () => {
     const events: string[] = [];
     const watcher = new StageWatcher(new Set(['deps']), (stage, count) => events.push(`${stage} ${count.cached}/${count.total}`));
     watcher.feed('#6 [deps 1/2] WORKDIR /x\n#6 CACHED\n#7 [deps 2/2] RUN y\n#7 CACHED\n');
+    watcher.close();
     assert.deepEqual(events, ['deps 2/2']);
+  });
+
+  it('says a step is executing when no CACHED follows its header in time, and not for hits', async () => {
+    const executing: string[] = [];
+    const watcher = new StageWatcher(new Set(['deps', 'builder']), () => undefined, (stage) => executing.push(stage), 50);
+    watcher.feed('#6 [deps 1/2] WORKDIR /x\n');
+    await new Promise((r) => setTimeout(r, 10));
+    watcher.feed('#6 CACHED\n#7 [builder 1/1] RUN sleep 8\n');
+    await new Promise((r) => setTimeout(r, 120));
+    watcher.close();
+    assert.deepEqual(executing, ['builder']);
   });
 });

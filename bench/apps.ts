@@ -1,0 +1,59 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** RUN text that writes N MiB of incompressible, deterministic bytes (a 256 KiB block repeated). */
+function heavy(file: string, mib: number, seed: number): string {
+  return `awk 'BEGIN { srand(${seed}); for (i = 0; i < 262144; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/block && for i in $(seq 1 ${mib * 4}); do cat /tmp/block; done > ${file} && rm /tmp/block`;
+}
+
+export interface BenchApp {
+  readonly name: string;
+  readonly dir: string;
+}
+
+/**
+ * two-stage: the seed's model: a builder stage with a slow (8 s), heavy (100 MB)
+ * dependency step and a 2 s source step, and a slim final stage.
+ * five-stage: two parallel dependency chains (code and assets) joined in the final stage.
+ */
+export function makeApp(kind: 'two-stage' | 'five-stage', base: string): BenchApp {
+  const dir = mkdtempSync(join(tmpdir(), `drc-bench-${kind}-`));
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'deps.txt'), 'framework 1.0\n');
+  writeFileSync(join(dir, 'src', 'main.txt'), 'source v0\n');
+  const lines =
+    kind === 'two-stage'
+      ? [
+          `ARG BASE_IMAGE=${base}`,
+          'FROM ${BASE_IMAGE} AS builder',
+          'WORKDIR /build',
+          'COPY deps.txt ./',
+          `RUN sleep 8 && ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt`,
+          'COPY src/ ./src/',
+          'RUN sleep 2 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
+          'FROM ${BASE_IMAGE} AS final',
+          'COPY --from=builder /out /app',
+          'CMD ["cat", "/app/app.txt"]',
+        ]
+      : [
+          `ARG BASE_IMAGE=${base}`,
+          'FROM ${BASE_IMAGE} AS deps',
+          'WORKDIR /build',
+          'COPY deps.txt ./',
+          `RUN sleep 8 && ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt`,
+          'FROM ${BASE_IMAGE} AS asset-deps',
+          `RUN sleep 3 && mkdir -p /assets && ${heavy('/assets/fonts.bin', 20, 2)}`,
+          'FROM deps AS builder',
+          'COPY src/ ./src/',
+          'RUN sleep 2 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
+          'FROM asset-deps AS assets',
+          'RUN sleep 1 && sha256sum /assets/fonts.bin > /assets/fonts.sum',
+          'FROM ${BASE_IMAGE} AS final',
+          'COPY --from=builder /out /app',
+          'COPY --from=assets /assets/fonts.sum /app/',
+          'CMD ["cat", "/app/app.txt"]',
+        ];
+  writeFileSync(join(dir, 'Dockerfile'), `${lines.join('\n')}\n`);
+  return { name: kind, dir };
+}

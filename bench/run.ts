@@ -1,0 +1,238 @@
+/**
+ * The side-by-side benchmark: the original scripts' algorithm (bench/seed.sh), a
+ * plain no-cache build, and this project's helper, on the same apps and the same
+ * sequence of changes, each scenario on a fresh engine against the loopback
+ * registry. Prints one table (medians of --reps runs, ratios against the seed) and
+ * writes bench/results/latest.json.
+ *
+ *   npm run bench [-- --reps 3 --apps two-stage,five-stage]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseBuildOutput } from '../src/build-output.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, BUNDLE, REGISTRY, ROOT, ensureTestEnv, imageFiles, wipeEngine } from '../test/support/env.ts';
+import { makeApp } from './apps.ts';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string): string => (args.includes(name) ? (args[args.indexOf(name) + 1] ?? fallback) : fallback);
+const REPS = Number(option('--reps', '3'));
+const APPS = option('--apps', 'two-stage,five-stage').split(',') as ('two-stage' | 'five-stage')[];
+const REGISTRY_LOG = process.env.DRC_TEST_REGISTRY_LOG ?? '/tmp/drc-test-env/registry.log';
+
+const TOOLS = ['no-cache', 'seed', 'helper'] as const;
+type Tool = (typeof TOOLS)[number];
+
+const SCENARIOS = [
+  { name: 'cold', branch: 'master', change: undefined },
+  { name: 'same branch, no change', branch: 'master', change: undefined },
+  { name: 'new branch, source change', branch: 'feature', change: 'src' },
+  { name: 'same branch again, source change', branch: 'feature', change: 'src' },
+  { name: 'dependency change', branch: 'feature', change: 'deps' },
+] as const;
+
+interface Measure {
+  seconds: number;
+  cached: number;
+  total: number;
+  mbPulled: number;
+  mbPushed: number;
+  filesDigest: string;
+  ok: boolean;
+}
+
+/** Bytes the registry served (blob GETs) and received (blob uploads) since `offset` in its JSON log. */
+function registryTraffic(offset: number): { pulled: number; pushed: number } {
+  const size = statSync(REGISTRY_LOG).size;
+  const length = size - offset;
+  const buffer = Buffer.alloc(Math.max(0, length));
+  const fd = openSync(REGISTRY_LOG, 'r');
+  readSync(fd, buffer, 0, length, offset);
+  closeSync(fd);
+  let pulled = 0;
+  let pushed = 0;
+  for (const line of buffer.toString('utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const method = entry['http.request.method'];
+    const uri = String(entry['http.request.uri'] ?? '');
+    if (method === 'GET' && /\/blobs\/sha256:/.test(uri)) pulled += Number(entry['http.response.written'] ?? 0);
+    if (method === 'PUT' && /\/blobs\/uploads\//.test(uri)) {
+      // The upload's final PUT carries its state, whose Offset is the bytes received.
+      const state = /_state=([^&]+)/.exec(uri)?.[1];
+      if (state) {
+        const decoded = Buffer.from(decodeURIComponent(state).replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
+        pushed += Number(/"Offset":(\d+)/.exec(decoded)?.[1] ?? 0);
+      }
+    }
+  }
+  return { pulled, pushed };
+}
+
+function run(file: string, argv: string[], cwd: string, env: Record<string, string> = {}): { ok: boolean; output: string } {
+  const result = spawnSync(file, argv, { cwd, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: 900_000 });
+  return { ok: result.status === 0, output: `${result.stdout ?? ''}${result.stderr ?? ''}` };
+}
+
+/** Steps of a seed run, each (stage, instruction) counted once, as its first build saw it. */
+function seedSteps(output: string): { cached: number; total: number } {
+  const seen = new Map<string, boolean>();
+  for (const build of output.split(/(?=^Step 1\/)/m)) {
+    for (const step of parseBuildOutput(build, 'classic')) {
+      const key = `${step.stage}|${step.instruction}`;
+      if (!seen.has(key)) seen.set(key, step.cached);
+    }
+  }
+  return { cached: [...seen.values()].filter(Boolean).length, total: seen.size };
+}
+
+function runTool(tool: Tool, app: string, image: string, branch: string): Omit<Measure, 'seconds' | 'mbPulled' | 'mbPushed' | 'filesDigest'> {
+  if (tool === 'no-cache') {
+    const built = run(BUILDKIT_CLI, ['build', '-t', image, '.'], app, { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' });
+    const pushed = built.ok ? run(BUILDKIT_CLI, ['push', image], app) : built;
+    const steps = parseBuildOutput(built.output, 'buildkit');
+    return { ok: built.ok && pushed.ok, cached: steps.filter((s) => s.cached).length, total: steps.length };
+  }
+  if (tool === 'seed') {
+    const result = run('bash', [join(ROOT, 'bench', 'seed.sh'), image, branch], app, { DOCKER_BUILDKIT: '0' });
+    return { ok: result.ok, ...seedSteps(result.output) };
+  }
+  const report = join(mkdtempSync(join(tmpdir(), 'drc-bench-report-')), 'r.json');
+  const result = run(process.execPath, [BUNDLE, image, '--docker', BUILDKIT_CLI, '--branch', branch, '--default-branch', 'master', '--report', report], app, { DOCKER_BUILDKIT: '1' });
+  let cached = 0;
+  let total = 0;
+  try {
+    const parsed = JSON.parse(readFileSync(report, 'utf8')) as { stages: { steps: { cached: number; total: number } | null }[] };
+    for (const s of parsed.stages) {
+      cached += s.steps?.cached ?? 0;
+      total += s.steps?.total ?? 0;
+    }
+  } catch {
+    // no report: the run failed
+  }
+  if (!result.ok) process.stderr.write(result.output.slice(-3000));
+  return { ok: result.ok, cached, total };
+}
+
+function digestFiles(image: string): string {
+  const files = [...imageFiles(image).entries()].sort(([a], [b]) => a.localeCompare(b));
+  return createHash('sha256').update(JSON.stringify(files)).digest('hex').slice(0, 16);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+function applyChange(app: string, change: 'src' | 'deps' | undefined, index: number): void {
+  if (change === 'src') appendFileSync(join(app, 'src', 'main.txt'), `source change ${index}\n`);
+  if (change === 'deps') appendFileSync(join(app, 'deps.txt'), `library ${index}\n`);
+}
+
+function main(): void {
+  ensureTestEnv();
+  const started = new Date();
+  const results: Record<string, Record<string, Record<Tool, Measure[]>>> = {};
+  for (const appKind of APPS) {
+    results[appKind] = {};
+    for (const s of SCENARIOS) results[appKind][s.name] = { 'no-cache': [], seed: [], helper: [] };
+    for (let rep = 0; rep < REPS; rep++) {
+      // Rotate the tool order between repetitions so that drift hits all of them.
+      const order = TOOLS.map((_, i) => TOOLS[(i + rep) % TOOLS.length] as Tool);
+      for (const tool of order) {
+        const app = makeApp(appKind, BASE_IMAGE);
+        const repo = `${REGISTRY}/bench-${appKind}-${tool}-${rep}-${Date.now().toString(36)}/app`;
+        for (const [index, scenario] of SCENARIOS.entries()) {
+          applyChange(app.dir, scenario.change, index);
+          wipeEngine();
+          const image = `${repo}:s${index}`;
+          const offset = statSync(REGISTRY_LOG).size;
+          const t0 = process.hrtime.bigint();
+          const measured = runTool(tool, app.dir, image, scenario.branch);
+          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+          // The registry writes its log line after answering; give it a moment.
+          execFileSync('sleep', ['0.3']);
+          const traffic = registryTraffic(offset);
+          const filesDigest = measured.ok ? digestFiles(image) : 'failed';
+          const entry: Measure = { ...measured, seconds, mbPulled: traffic.pulled / 1e6, mbPushed: traffic.pushed / 1e6, filesDigest };
+          results[appKind][scenario.name]?.[tool].push(entry);
+          process.stderr.write(`${appKind} rep ${rep + 1} ${tool.padEnd(8)} ${scenario.name.padEnd(34)} ${seconds.toFixed(1).padStart(6)}s  steps ${measured.cached}/${measured.total}  pulled ${entry.mbPulled.toFixed(1)} MB  pushed ${entry.mbPushed.toFixed(1)} MB${measured.ok ? '' : '  FAILED'}\n`);
+        }
+        cpSync(app.dir, join(tmpdir(), 'drc-bench-last-app'), { recursive: true });
+      }
+    }
+  }
+  report(results, started);
+}
+
+const TARGETS: Record<string, (helper: Summary, seed: Summary, noCache: Summary) => [boolean, string]> = {
+  cold: (h, _s, n) => [h.seconds <= 1.1 * n.seconds, `<= 1.10x no-cache (${(h.seconds / n.seconds).toFixed(2)}x)`],
+  'same branch, no change': (h, s) => [h.seconds <= 0.5 * s.seconds && h.mbPulled <= 0.1 * s.mbPulled, `<= 0.5x seed time (${(h.seconds / s.seconds).toFixed(2)}x), <= 10% seed MB pulled (${((100 * h.mbPulled) / s.mbPulled).toFixed(1)}%)`],
+  'new branch, source change': (h, s) => [h.seconds <= 0.8 * s.seconds, `<= 0.8x seed time (${(h.seconds / s.seconds).toFixed(2)}x)`],
+  'same branch again, source change': (h, s) => [h.seconds <= 0.8 * s.seconds, `<= 0.8x seed time (${(h.seconds / s.seconds).toFixed(2)}x)`],
+  'dependency change': (h, s) => [h.seconds <= 0.8 * s.seconds, `<= 0.8x seed time (${(h.seconds / s.seconds).toFixed(2)}x)`],
+};
+
+interface Summary {
+  seconds: number;
+  mbPulled: number;
+  mbPushed: number;
+  cached: number;
+  total: number;
+  filesEqual: boolean;
+  ok: boolean;
+}
+
+function report(results: Record<string, Record<string, Record<Tool, Measure[]>>>, started: Date): void {
+  const lines: string[] = [];
+  const json: Record<string, unknown>[] = [];
+  let allMet = true;
+  lines.push(`Benchmark ${started.toISOString()} on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; medians of ${REPS} runs; each scenario on a fresh engine`);
+  for (const [appKind, scenarios] of Object.entries(results)) {
+    lines.push('', `## ${appKind}`, '');
+    lines.push('| scenario | tool | time s | vs seed | steps cached | MB pulled | MB pushed | files = no-cache | target |');
+    lines.push('|---|---|---|---|---|---|---|---|---|');
+    for (const [scenario, byTool] of Object.entries(scenarios)) {
+      const summaries = {} as Record<Tool, Summary>;
+      for (const tool of TOOLS) {
+        const runs = byTool[tool];
+        const reference = byTool['no-cache'];
+        summaries[tool] = {
+          seconds: median(runs.map((r) => r.seconds)),
+          mbPulled: median(runs.map((r) => r.mbPulled)),
+          mbPushed: median(runs.map((r) => r.mbPushed)),
+          cached: median(runs.map((r) => r.cached)),
+          total: median(runs.map((r) => r.total)),
+          filesEqual: runs.every((r, i) => r.filesDigest === reference[i]?.filesDigest),
+          ok: runs.every((r) => r.ok),
+        };
+      }
+      const [met, text] = TARGETS[scenario]?.(summaries.helper, summaries.seed, summaries['no-cache']) ?? [true, ''];
+      const filesMet = summaries.helper.filesEqual && summaries.helper.ok;
+      allMet &&= met && filesMet;
+      for (const tool of TOOLS) {
+        const s = summaries[tool];
+        lines.push(
+          `| ${scenario} | ${tool} | ${s.seconds.toFixed(1)} | ${(s.seconds / summaries.seed.seconds).toFixed(2)}x | ${s.cached}/${s.total} | ${s.mbPulled.toFixed(1)} | ${s.mbPushed.toFixed(1)} | ${s.ok ? (s.filesEqual ? 'yes' : 'NO') : 'FAILED'} | ${tool === 'helper' ? `${met && filesMet ? 'met' : 'MISSED'}: ${text}` : ''} |`,
+        );
+        json.push({ app: appKind, scenario, tool, ...s, runs: byTool[tool] });
+      }
+    }
+  }
+  lines.push('', allMet ? 'All targets met.' : 'Some targets were MISSED.');
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  const payload = JSON.stringify({ started: started.toISOString(), reps: REPS, cores: cpus().length, results: json, allMet }, null, 2);
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${payload}\n`);
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.md'), `${text}\n`);
+}
+
+main();
