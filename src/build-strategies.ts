@@ -92,6 +92,7 @@ export async function buildStageByStage(ctx: StrategyContext, skip: ReadonlySet<
     });
     const steps = parseBuildOutput(result.all, plan.builder);
     stageReport.steps = ownSteps(steps, stage, plan.builder);
+    stageReport.cachedInstructions = cachedInstructions(steps, stage, plan.builder);
     stageReport.buildSeconds = result.durationMs / 1000;
     stageReport.uncachedStepSeconds = plan.builder === 'buildkit' ? sumUncached(steps, stage, plan.builder) : null;
     if (result.exitCode !== 0) {
@@ -104,6 +105,11 @@ export async function buildStageByStage(ctx: StrategyContext, skip: ReadonlySet<
     startCacheWrite(ctx, outcome, written, stage, stageReport, false);
   }
   return outcome;
+}
+
+function cachedInstructions(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): string[] {
+  const label = builder === 'buildkit' ? buildkitLabel(stage) : stage.key;
+  return steps.filter((s) => s.stage === label && s.cached).map((s) => s.instruction);
 }
 
 function sumUncached(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): number {
@@ -180,11 +186,17 @@ export async function buildProbeThenStages(ctx: StrategyContext): Promise<BuildO
   watcher.close();
   ctx.cancel.removeEventListener('abort', stopProbe);
   if (ctx.cancel.aborted) return outcome;
+  const probeSteps = parseBuildOutput(result.all, 'buildkit');
+  for (const stage of others) {
+    if (unchanged.has(stage.key)) stageReportOf(ctx, stage).cachedInstructions = cachedInstructions(probeSteps, stage, 'buildkit');
+  }
 
   if (changedStage === undefined) {
     const targetReport = stageReportOf(ctx, target);
     const steps = parseBuildOutput(result.all, 'buildkit');
     targetReport.steps = ownSteps(steps, target, 'buildkit');
+    targetReport.cachedInstructions = cachedInstructions(steps, target, 'buildkit');
+    for (const stage of others) stageReportOf(ctx, stage).cachedInstructions = cachedInstructions(steps, stage, 'buildkit');
     targetReport.buildSeconds = result.durationMs / 1000;
     targetReport.uncachedStepSeconds = sumUncached(steps, target, 'buildkit');
     if (result.exitCode !== 0) {

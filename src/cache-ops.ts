@@ -5,6 +5,7 @@ import type { Logger } from './log.js';
 import { RegistryError, type RegistryApi } from './registry.js';
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
 import { repairInlineCache } from './inline-cache.js';
+import { type HistoryEntry, stepDurations } from './history.js';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
 
@@ -155,6 +156,31 @@ export class CacheOps {
     } catch (error) {
       this.log.debug(`inline cache repair of ${formatRef(pushed)} skipped: ${(error as Error).message}`);
       return 0;
+    }
+  }
+
+  /** How long each step of a remote image took when it was built (from its history). */
+  async stepDurations(ref: ImageRef): Promise<Map<string, number> | undefined> {
+    if (this.isDown(ref)) return undefined;
+    try {
+      const { config } = await this.registry.image(ref);
+      return stepDurations((config.history as HistoryEntry[] | undefined) ?? []);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Compressed bytes of the layers of `pushed` that none of `known` had (what the push uploaded). */
+  async newLayerBytes(pushed: ImageRef, known: readonly ImageRef[]): Promise<number | undefined> {
+    try {
+      const layersOf = async (ref: ImageRef): Promise<{ digest: string; size: number }[]> => {
+        const { manifest } = await this.registry.image(ref);
+        return (JSON.parse(manifest.body.toString('utf8')) as { layers?: { digest: string; size: number }[] }).layers ?? [];
+      };
+      const seen = new Set((await Promise.all(known.map((r) => layersOf(r).catch(() => [])))).flat().map((l) => l.digest));
+      return (await layersOf(pushed)).filter((l) => !seen.has(l.digest)).reduce((sum, l) => sum + l.size, 0);
+    } catch {
+      return undefined;
     }
   }
 

@@ -74,9 +74,14 @@ export async function pushStageCache(
     if (pushed.ok) {
       log.info(`cache ${ref}: pushed`);
       stageReport.cachePush.push({ ref, action: 'pushed' });
-      if (!pushedAs && repairSources) {
-        const repaired = await ops.repairInlineCache(write.ref, await repairSources());
-        if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped for cached steps`);
+      if (!pushedAs) {
+        const sources = repairSources ? await repairSources() : source ? [source.ref] : [];
+        if (repairSources) {
+          const repaired = await ops.repairInlineCache(write.ref, sources);
+          if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped for cached steps`);
+        }
+        const bytes = await ops.newLayerBytes(write.ref, sources);
+        if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
       }
       pushedAs ??= write;
     } else {

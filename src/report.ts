@@ -16,6 +16,12 @@ export interface StageReport {
   /** Sum of the durations the builder reported for steps that ran (BuildKit only). */
   uncachedStepSeconds: number | null;
   cachePush: { readonly ref: string; readonly action: PushAction; readonly message?: string }[];
+  /** The instructions that were cache hits (for the time-saved estimate). */
+  cachedInstructions: string[];
+  /** What the hits saved: their durations when the cache image was built (from its history). */
+  savedSeconds: number | null;
+  /** Compressed size of the layers this run uploaded for the stage's cache (not already in the registry). */
+  mbPushed: number | null;
 }
 
 export interface RunReport {
@@ -62,12 +68,14 @@ function stageRows(report: RunReport): string[][] {
     scopeLabel(s),
     s.steps ? `${s.steps.cached}/${s.steps.total}` : '-',
     s.buildSeconds === null ? '-' : `${s.buildSeconds.toFixed(1)}s`,
+    s.savedSeconds === null ? '-' : `~${s.savedSeconds.toFixed(1)}s`,
+    s.mbPushed === null ? '-' : s.mbPushed.toFixed(1),
     s.status,
     pushLabel(s),
   ]);
 }
 
-const HEADERS = ['stage', 'cache used', 'steps cached', 'build time', 'status', 'cache push'];
+const HEADERS = ['stage', 'cache used', 'steps cached', 'build time', 'time saved', 'MB pushed', 'status', 'cache push'];
 
 export function formatSummary(report: RunReport): string {
   const lines = [
@@ -76,6 +84,9 @@ export function formatSummary(report: RunReport): string {
   ];
   for (const d of report.deploy) lines.push(`deploy ${d.ref}: ${d.action}${d.message ? ` (${d.message})` : ''}`);
   lines.push(`phases: ${report.phases.map((p) => `${p.name} ${p.seconds.toFixed(1)}s`).join(', ')}`);
+  const saved = report.stages.reduce((sum, s) => sum + (s.savedSeconds ?? 0), 0);
+  const pushed = report.stages.reduce((sum, s) => sum + (s.mbPushed ?? 0), 0);
+  lines.push(`cache: ~${saved.toFixed(1)}s of build steps saved, ${pushed.toFixed(1)} MB of cache layers uploaded; strategy ${report.strategy ?? '-'}`);
   lines.push(`total ${report.totalSeconds.toFixed(1)}s, ${report.retries} registry retries, ${report.warnings.length} warnings, outcome: ${report.outcome}`);
   return lines.join('\n');
 }
@@ -89,7 +100,7 @@ export function formatMarkdown(report: RunReport): string {
     row(HEADERS.map(() => '---')),
     ...stageRows(report).map(row),
     '',
-    `Builder: ${report.builder}. Total ${report.totalSeconds.toFixed(1)}s. Outcome: **${report.outcome}**.`,
+    `Builder: ${report.builder} (${report.strategy ?? '-'}). Total ${report.totalSeconds.toFixed(1)}s. Outcome: **${report.outcome}**. Time saved by cache hits: ~${report.stages.reduce((sum, s) => sum + (s.savedSeconds ?? 0), 0).toFixed(1)}s.`,
   ];
   for (const d of report.deploy) lines.push(`- deploy \`${d.ref}\`: ${d.action}`);
   for (const w of report.warnings) lines.push(`- warning: ${w}`);

@@ -6,7 +6,8 @@ import { type Docker, type DockerCapabilities, displayInvocation } from './docke
 import { findStage, parseDockerfile, stagesFor } from './dockerfile.js';
 import { ExitCode, tail, UserError, inputError } from './errors.js';
 import type { Runner } from './exec.js';
-import { formatRef, type ImageRef } from './image-ref.js';
+import { formatRef, type ImageRef, parseImageRef } from './image-ref.js';
+import { savedSeconds } from './history.js';
 import type { Logger } from './log.js';
 import type { Options } from './options.js';
 import { type BuilderKind, type CacheCandidate, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
@@ -95,7 +96,7 @@ async function probeDocker(options: Options, deps: RunDeps): Promise<DockerCapab
 }
 
 function emptyStageReport(stage: PlannedStage): StageReport {
-  return { stage: stage.key, isTarget: stage.isTarget, cacheUsed: null, lookups: [], status: 'not-built', steps: null, buildSeconds: null, uncachedStepSeconds: null, cachePush: [] };
+  return { stage: stage.key, isTarget: stage.isTarget, cacheUsed: null, lookups: [], status: 'not-built', steps: null, buildSeconds: null, uncachedStepSeconds: null, cachePush: [], cachedInstructions: [], savedSeconds: null, mbPushed: null };
 }
 
 /** Runs the whole job: resolve, build stage by stage, push caches (always), deploy. */
@@ -199,6 +200,7 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     if (result === 'expired') log.warn(`cache pushes did not finish within ${graceMs / 1000}s of the signal; stopping anyway`);
   });
   const deployError = deploying ? await deploying : undefined;
+  await estimateSavings(report, ops);
   await keepLocalImages(plan, built, deps);
 
   if (deps.cancel.aborted) {
@@ -296,6 +298,17 @@ async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate[]>,
       resolved.set(stage.key, []);
       const stageReport = report.stages[i];
       if (stageReport) stageReport.cacheUsed = null;
+    }),
+  );
+}
+
+/** Fills each stage's time-saved estimate from the history of the cache it used. */
+async function estimateSavings(report: RunReport, ops: CacheOps): Promise<void> {
+  await Promise.all(
+    report.stages.map(async (stage) => {
+      if (!stage.cacheUsed || stage.cachedInstructions.length === 0) return;
+      const durations = await ops.stepDurations(parseImageRef(stage.cacheUsed.ref));
+      if (durations) stage.savedSeconds = savedSeconds(stage.cachedInstructions, durations);
     }),
   );
 }
