@@ -6,11 +6,13 @@ import { type Docker, type DockerCapabilities, displayInvocation } from './docke
 import { findStage, parseDockerfile, stagesFor } from './dockerfile.js';
 import { ExitCode, tail, UserError, inputError } from './errors.js';
 import type { Runner } from './exec.js';
-import { formatRef, type ImageRef, parseImageRef } from './image-ref.js';
+import { formatRef, parseImageRef } from './image-ref.js';
 import { savedSeconds } from './history.js';
+import { pullResolved, resolve } from './resolve.js';
+import { deploy, login } from './deploy.js';
 import type { Logger } from './log.js';
 import type { Options } from './options.js';
-import { type BuilderKind, type CacheCandidate, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
+import { type BuilderKind, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
 import type { RegistryApi } from './registry.js';
 import type { RunReport, StageReport } from './report.js';
 
@@ -236,71 +238,6 @@ function printDryRun(plan: Plan, options: Options): void {
   }
 }
 
-async function login(options: Options, deps: RunDeps, timeoutMs: number): Promise<void> {
-  const spec = options.login;
-  if (!spec) return;
-  const password = spec.password.from === 'stdin' ? deps.stdinPassword : deps.ctx.readVariable(spec.password.name);
-  if (password === undefined || password === '') {
-    const source = spec.password.from === 'stdin' ? 'standard input' : `$${spec.password.name}`;
-    throw new UserError('usage', `no registry password in ${source}`, { hint: 'provide the password, or drop --username to use the engine\'s existing login' });
-  }
-  const registries = new Set<string | undefined>([options.image.domain, options.cacheRepo.domain]);
-  for (const registry of registries) {
-    const result = await deps.docker.login(registry, spec.username, password, timeoutMs);
-    if (result.exitCode !== 0) {
-      throw new UserError('deployFailed', `docker login to ${registry ?? 'Docker Hub'} as ${spec.username} failed`, {
-        hint: 'check the username and password (or token) and that the registry answers',
-        detail: tail(result.stderr, 5),
-      });
-    }
-    deps.log.info(`logged in to ${registry ?? 'Docker Hub'} as ${spec.username}`);
-  }
-}
-
-/** Looks up every candidate of every stage at once; each stage keeps the ones found, most specific first. */
-async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log: Logger): Promise<Map<string, CacheCandidate[]>> {
-  const resolved = new Map<string, CacheCandidate[]>();
-  await Promise.all(
-    plan.stages.map(async (stage, i) => {
-      const lookups = await Promise.all(stage.candidates.map((c) => ops.lookup(c.ref)));
-      const stageReport = report.stages[i];
-      const found: CacheCandidate[] = [];
-      for (const [j, candidate] of stage.candidates.entries()) {
-        let result = lookups[j] ?? 'unknown';
-        if (result === 'unknown' && found.length === 0 && !ops.isDown(candidate.ref)) {
-          // The API could not tell (auth scheme, proxy): a pull answers for sure.
-          result = (await ops.pull(candidate.ref)).ok ? 'found' : 'unknown';
-        }
-        stageReport?.lookups.push({ ref: formatRef(candidate.ref), result });
-        if (result === 'found') found.push(candidate);
-      }
-      resolved.set(stage.key, found);
-      const hit = found[0];
-      if (stageReport && hit) stageReport.cacheUsed = { scope: hit.scope.kind, branch: hit.scope.branch ?? null, ref: formatRef(hit.ref) };
-      log.info(`${stage.key}: ${hit ? `cache ${formatRef(hit.ref)} (${hit.scope.kind}${hit.scope.branch ? ` ${hit.scope.branch}` : ''})${found.length > 1 ? `, and ${found.length - 1} more scope(s) as extra sources` : ''}` : 'no cache found'}`);
-    }),
-  );
-  return resolved;
-}
-
-/** The classic builder reads caches from local images: pull the most specific one of each stage. */
-async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate[]>, ops: CacheOps, report: RunReport, log: Logger): Promise<void> {
-  await Promise.all(
-    plan.stages.map(async (stage, i) => {
-      const hit = resolved.get(stage.key)?.[0];
-      if (!hit) return;
-      const result = await ops.pull(hit.ref);
-      if (result.ok) {
-        resolved.set(stage.key, [hit]);
-        return;
-      }
-      log.warn(`could not pull the cache ${formatRef(hit.ref)}: ${result.message.split('\n')[0]}; building ${stage.key} without it`);
-      resolved.set(stage.key, []);
-      const stageReport = report.stages[i];
-      if (stageReport) stageReport.cacheUsed = null;
-    }),
-  );
-}
 
 /** Fills each stage's time-saved estimate from the history of the cache it used. */
 async function estimateSavings(report: RunReport, ops: CacheOps): Promise<void> {
@@ -323,38 +260,3 @@ async function keepLocalImages(plan: Plan, built: ReadonlySet<string>, deps: Run
   }
 }
 
-async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, timeoutMs: number): Promise<UserError | undefined> {
-  const local = formatRef(target.localRef);
-  for (const [i, ref] of plan.deploy.entries()) {
-    const name = formatRef(ref);
-    const tagged = await deps.docker.tag(local, name);
-    if (tagged.exitCode !== 0) {
-      report.deploy[i] = { ref: name, action: 'failed', message: tail(tagged.stderr, 1) };
-      return new UserError('deployFailed', `could not tag ${name}`, { detail: tail(tagged.stderr, 5) });
-    }
-    if (!plan.push) {
-      report.deploy[i] = { ref: name, action: 'tagged' };
-      deps.log.info(`tagged ${name} (not pushed: --no-push)`);
-      continue;
-    }
-    // The deploy push is not best-effort: no circuit breaker, its own error.
-    const result = await retryDeployPush(ref, deps, ops, timeoutMs);
-    if (!result.ok) {
-      report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
-      return new UserError('deployFailed', `the deploy push of ${name} failed`, {
-        hint: `check that the registry ${ref.domain ?? 'docker.io'} answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)`,
-        detail: `${options.docker} push ${name}\n${result.message}`,
-      });
-    }
-    report.deploy[i] = { ref: name, action: 'pushed' };
-    deps.log.info(`pushed ${name}`);
-  }
-  return undefined;
-}
-
-async function retryDeployPush(ref: ImageRef, deps: RunDeps, ops: CacheOps, timeoutMs: number): Promise<{ ok: boolean; message: string }> {
-  if (!ops.isDown(ref)) return ops.push(ref);
-  // The cache side gave up on this registry; the deploy still tries once for real.
-  const result = await deps.docker.push(formatRef(ref), timeoutMs);
-  return { ok: result.exitCode === 0, message: tail(result.stderr || result.stdout, 5) };
-}

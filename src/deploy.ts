@@ -1,0 +1,66 @@
+import type { CacheOps } from './cache-ops.js';
+import { tail, UserError } from './errors.js';
+import { formatRef, type ImageRef } from './image-ref.js';
+import type { Options } from './options.js';
+import type { Plan, PlannedStage } from './plan.js';
+import type { RunReport } from './report.js';
+import type { RunDeps } from './run.js';
+
+/** Logs in with --username and the password from stdin or a variable (never the command line). */
+export async function login(options: Options, deps: RunDeps, timeoutMs: number): Promise<void> {
+  const spec = options.login;
+  if (!spec) return;
+  const password = spec.password.from === 'stdin' ? deps.stdinPassword : deps.ctx.readVariable(spec.password.name);
+  if (password === undefined || password === '') {
+    const source = spec.password.from === 'stdin' ? 'standard input' : `$${spec.password.name}`;
+    throw new UserError('usage', `no registry password in ${source}`, { hint: 'provide the password, or drop --username to use the engine\'s existing login' });
+  }
+  const registries = new Set<string | undefined>([options.image.domain, options.cacheRepo.domain]);
+  for (const registry of registries) {
+    const result = await deps.docker.login(registry, spec.username, password, timeoutMs);
+    if (result.exitCode !== 0) {
+      throw new UserError('deployFailed', `docker login to ${registry ?? 'Docker Hub'} as ${spec.username} failed`, {
+        hint: 'check the username and password (or token) and that the registry answers',
+        detail: tail(result.stderr, 5),
+      });
+    }
+    deps.log.info(`logged in to ${registry ?? 'Docker Hub'} as ${spec.username}`);
+  }
+}
+
+/** Tags the target as IMAGE:TAG and the extra tags and pushes them: not best-effort. */
+export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, timeoutMs: number): Promise<UserError | undefined> {
+  const local = formatRef(target.localRef);
+  for (const [i, ref] of plan.deploy.entries()) {
+    const name = formatRef(ref);
+    const tagged = await deps.docker.tag(local, name);
+    if (tagged.exitCode !== 0) {
+      report.deploy[i] = { ref: name, action: 'failed', message: tail(tagged.stderr, 1) };
+      return new UserError('deployFailed', `could not tag ${name}`, { detail: tail(tagged.stderr, 5) });
+    }
+    if (!plan.push) {
+      report.deploy[i] = { ref: name, action: 'tagged' };
+      deps.log.info(`tagged ${name} (not pushed: --no-push)`);
+      continue;
+    }
+    // The deploy push is not best-effort: no circuit breaker, its own error.
+    const result = await retryDeployPush(ref, deps, ops, timeoutMs);
+    if (!result.ok) {
+      report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
+      return new UserError('deployFailed', `the deploy push of ${name} failed`, {
+        hint: `check that the registry ${ref.domain ?? 'docker.io'} answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)`,
+        detail: `${options.docker} push ${name}\n${result.message}`,
+      });
+    }
+    report.deploy[i] = { ref: name, action: 'pushed' };
+    deps.log.info(`pushed ${name}`);
+  }
+  return undefined;
+}
+
+async function retryDeployPush(ref: ImageRef, deps: RunDeps, ops: CacheOps, timeoutMs: number): Promise<{ ok: boolean; message: string }> {
+  if (!ops.isDown(ref)) return ops.push(ref);
+  // The cache side gave up on this registry; the deploy still tries once for real.
+  const result = await deps.docker.push(formatRef(ref), timeoutMs);
+  return { ok: result.exitCode === 0, message: tail(result.stderr || result.stdout, 5) };
+}
