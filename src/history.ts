@@ -24,11 +24,15 @@ export function normaliseInstruction(text: string): string {
 export function stepDurations(history: readonly HistoryEntry[]): Map<string, number> {
   const durations = new Map<string, number>();
   for (let i = 1; i < history.length; i++) {
-    const previous = Date.parse(history[i - 1]?.created ?? '');
-    const current = Date.parse(history[i]?.created ?? '');
+    const before = history[i - 1];
+    const entry = history[i];
+    const previous = Date.parse(before?.created ?? '');
+    const current = Date.parse(entry?.created ?? '');
     const seconds = (current - previous) / 1000;
-    // A gap of hours is the base image's age, not a step.
-    if (!Number.isFinite(seconds) || seconds < 0 || seconds > 6 * 3600) continue;
+    // The first step after the base image measures the base image's age, not a step:
+    // BuildKit marks its own entries, and a gap of over half an hour is never one step here.
+    const fromBase = (entry?.created_by ?? '').endsWith('# buildkit') && !(before?.created_by ?? '').endsWith('# buildkit');
+    if (!Number.isFinite(seconds) || seconds < 0 || seconds > 1800 || fromBase) continue;
     const key = normaliseInstruction(history[i]?.created_by ?? '');
     if (key !== '') durations.set(key, seconds);
   }
