@@ -39,18 +39,32 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# wait_until NAME SECONDS CHECK...: polls CHECK every 0.25 s; on timeout names the log and exits.
+wait_until() {
+  local name="$1" seconds="$2"
+  shift 2
+  for _ in $(seq 1 $((seconds * 4))); do
+    if "$@"; then log "$name: up"; return 0; fi
+    sleep 0.25
+  done
+  log "$name: did not answer in $seconds s; see $STATE_DIR/$name.log"
+  tail -20 "$STATE_DIR/$name.log" >&2 || true
+  exit 1
+}
+
 start_engine() {
   if engine_answers; then log "engine: reusing the one that answers"; return 0; fi
+  # A dockerd that is alive but busy (or restarting its containerd) gets time; a second one would refuse to start.
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    log "engine: dockerd is running but not answering; waiting for it"
+    wait_until dockerd 60 engine_answers
+    return 0
+  fi
+  rm -f /var/run/docker.pid
   log "engine: starting dockerd"
-  nohup dockerd --host unix:///var/run/docker.sock >"$STATE_DIR/dockerd.log" 2>&1 &
+  nohup dockerd --host unix:///var/run/docker.sock >>"$STATE_DIR/dockerd.log" 2>&1 &
   echo $! >"$STATE_DIR/dockerd.pid"
-  for _ in $(seq 1 60); do
-    if engine_answers; then log "engine: up"; return 0; fi
-    sleep 0.5
-  done
-  log "engine: dockerd did not answer in 30 s; see $STATE_DIR/dockerd.log"
-  tail -20 "$STATE_DIR/dockerd.log" >&2 || true
-  exit 1
+  wait_until dockerd 30 engine_answers
 }
 
 start_registry() {
@@ -74,12 +88,7 @@ http:
 EOF
   nohup docker-registry serve "$STATE_DIR/registry.yml" >"$STATE_DIR/registry.log" 2>&1 &
   echo $! >"$STATE_DIR/registry.pid"
-  for _ in $(seq 1 40); do
-    if registry_answers; then log "registry: up"; return 0; fi
-    sleep 0.25
-  done
-  log "registry: did not answer in 10 s; see $STATE_DIR/registry.log"
-  exit 1
+  wait_until registry 10 registry_answers
 }
 
 push_base_image() {

@@ -60,7 +60,7 @@ describe('the packed orb\'s build_with_cache job, run as CircleCI would', { time
     assert.equal(stages.get('deps')?.cacheUsed?.scope, 'default');
     const deps = stages.get('deps')?.steps;
     assert.ok(deps && deps.total > 0 && deps.cached === deps.total, `deps cached: ${JSON.stringify(deps)}`);
-    assert.match(readFileSync(join(second.artifacts, 'docker-build-remote-cache', 'docker-build-report.md'), 'utf8'), /\| deps \| default main \| 3\/3 \|/);
+    assert.match(readFileSync(join(second.artifacts, 'docker-build-remote-cache', 'docker-build-report.md'), 'utf8'), /\| deps \| default main \| (\d+)\/\1 \| - \| ~\d+\.\ds \|/);
     const tags = await registryTags(repo);
     for (const tag of ['aaaa1111', 'bbbb2222', 'main', 'main__deps', 'main__builder', 'feature.orb', 'feature.orb__deps', 'feature.orb__builder', 'latest']) {
       assert.ok(tags.includes(tag), `${tag} in ${tags.join(', ')}`);

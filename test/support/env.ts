@@ -28,6 +28,13 @@ function docker(args: string[], cli = CLASSIC_CLI): string {
 
 /** A fresh setup_remote_docker: no containers, no images, no build cache. */
 export function wipeEngine(): void {
+  try {
+    docker(['info', '--format', '{{.ServerVersion}}']);
+  } catch {
+    // The engine stopped answering (it happens to 20.10 under load): bring it back first.
+    envReady = false;
+    ensureTestEnv();
+  }
   const containers = docker(['ps', '-aq']).split('\n').filter(Boolean);
   if (containers.length > 0) docker(['rm', '-f', ...containers]);
   const images = [...new Set(docker(['images', '-aq']).split('\n').filter(Boolean))];
