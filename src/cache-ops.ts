@@ -3,6 +3,8 @@ import { tail } from './errors.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import { RegistryError, type RegistryApi } from './registry.js';
+
+type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
 import { repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
@@ -23,7 +25,8 @@ export class CacheOps {
   retries = 0;
   private readonly down = new Set<string>();
   private readonly noPushRights = new Set<string>();
-  private readonly diffIdCache = new Map<string, Promise<string[] | undefined>>();
+  /** Manifests and configs read from the registry, by reference; dropped when this run writes the tag. */
+  private readonly images = new Map<string, Promise<RemoteImage | undefined>>();
 
   constructor(
     private readonly docker: Docker,
@@ -70,11 +73,6 @@ export class CacheOps {
     return value;
   }
 
-  /** Where a registry was given up on, for the report. */
-  downRegistries(): string[] {
-    return [...this.down];
-  }
-
   /** Whether a tag exists, asked through the registry API. 'unknown' when the API cannot tell. */
   async lookup(ref: ImageRef): Promise<Lookup> {
     let found: Lookup = 'unknown';
@@ -103,6 +101,7 @@ export class CacheOps {
   }
 
   async push(ref: ImageRef): Promise<OpResult> {
+    this.forget(ref);
     const result = await this.retrying('push of', ref, async () => {
       const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
       return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 3) };
@@ -122,6 +121,7 @@ export class CacheOps {
    * The message is "already" when `to` pointed there before.
    */
   async copyManifest(from: ImageRef, to: ImageRef): Promise<OpResult> {
+    this.forget(to);
     return this.retrying('manifest copy to', to, async () => {
       try {
         const [manifest, current] = await Promise.all([this.registry.getManifest(from), this.registry.head(to)]);
@@ -142,16 +142,18 @@ export class CacheOps {
   async repairInlineCache(pushed: ImageRef, sources: readonly ImageRef[]): Promise<number> {
     if (sources.length === 0 || this.isDown(pushed)) return 0;
     try {
-      const { manifest, config } = await this.registry.image(pushed);
-      const sourceConfigs = await Promise.all(sources.map((s) => this.registry.image(s).then((i) => i.config).catch(() => undefined)));
-      const repaired = repairInlineCache(config, sourceConfigs.filter((c): c is Record<string, unknown> => c !== undefined));
+      const image = await this.image(pushed);
+      if (!image) return 0;
+      const sourceImages = await Promise.all(sources.map((s) => this.image(s)));
+      const repaired = repairInlineCache(image.config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
       if (!repaired) return 0;
       const bytes = Buffer.from(JSON.stringify(repaired.config));
       const digest = await this.registry.pushBlob(pushed, bytes);
-      const body = JSON.parse(manifest.body.toString('utf8')) as { config: { digest: string; size: number } };
+      const body = JSON.parse(image.manifest.body.toString('utf8')) as { config: { digest: string; size: number } };
       body.config.digest = digest;
       body.config.size = bytes.length;
-      await this.registry.putManifest(pushed, { body: Buffer.from(JSON.stringify(body, null, 3)), mediaType: manifest.mediaType, digest: '' });
+      this.forget(pushed);
+      await this.registry.putManifest(pushed, { body: Buffer.from(JSON.stringify(body, null, 3)), mediaType: image.manifest.mediaType, digest: '' });
       return repaired.repaired;
     } catch (error) {
       this.log.debug(`inline cache repair of ${formatRef(pushed)} skipped: ${(error as Error).message}`);
@@ -161,42 +163,44 @@ export class CacheOps {
 
   /** How long each step of a remote image took when it was built (from its history). */
   async stepDurations(ref: ImageRef): Promise<Map<string, number> | undefined> {
-    if (this.isDown(ref)) return undefined;
-    try {
-      const { config } = await this.registry.image(ref);
-      return stepDurations((config.history as HistoryEntry[] | undefined) ?? []);
-    } catch {
-      return undefined;
-    }
+    const image = await this.image(ref);
+    return image ? stepDurations((image.config.history as HistoryEntry[] | undefined) ?? []) : undefined;
   }
 
   /** Compressed bytes of the layers of `pushed` that none of `known` had (what the push uploaded). */
   async newLayerBytes(pushed: ImageRef, known: readonly ImageRef[]): Promise<number | undefined> {
-    try {
-      const layersOf = async (ref: ImageRef): Promise<{ digest: string; size: number }[]> => {
-        const { manifest } = await this.registry.image(ref);
-        return (JSON.parse(manifest.body.toString('utf8')) as { layers?: { digest: string; size: number }[] }).layers ?? [];
-      };
-      const seen = new Set((await Promise.all(known.map((r) => layersOf(r).catch(() => [])))).flat().map((l) => l.digest));
-      return (await layersOf(pushed)).filter((l) => !seen.has(l.digest)).reduce((sum, l) => sum + l.size, 0);
-    } catch {
-      return undefined;
-    }
+    const layersOf = (image: RemoteImage | undefined): { digest: string; size: number }[] =>
+      image ? ((JSON.parse(image.manifest.body.toString('utf8')) as { layers?: { digest: string; size: number }[] }).layers ?? []) : [];
+    const [own, ...others] = await Promise.all([this.image(pushed), ...known.map((r) => this.image(r))]);
+    if (!own) return undefined;
+    const seen = new Set(others.flatMap(layersOf).map((l) => l.digest));
+    return layersOf(own).filter((l) => !seen.has(l.digest)).reduce((sum, l) => sum + l.size, 0);
   }
 
-  /** The layer digests of a remote image, read from its config (cached per ref). */
-  remoteDiffIds(ref: ImageRef): Promise<string[] | undefined> {
+  /** The uncompressed layer digests of a remote image (rootfs.diff_ids). */
+  async remoteDiffIds(ref: ImageRef): Promise<string[] | undefined> {
+    const image = await this.image(ref);
+    return (image?.config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids;
+  }
+
+  /** A remote image's manifest and config, read once per run and reference. */
+  private image(ref: ImageRef): Promise<RemoteImage | undefined> {
+    if (this.isDown(ref)) return Promise.resolve(undefined);
     const key = formatRef(ref);
-    let pending = this.diffIdCache.get(key);
+    let pending = this.images.get(key);
     if (!pending) {
-      pending = this.registry.diffIds(ref).catch((error: unknown) => {
-        this.log.debug(`reading layers of ${key} failed: ${(error as Error).message}`);
+      pending = this.registry.image(ref).catch((error: unknown) => {
+        this.log.debug(`reading ${key} from the registry failed: ${(error as Error).message}`);
         if (error instanceof RegistryError && classifyFailure(error.message) === 'unreachable') this.markDown(ref, error.message);
         return undefined;
       });
-      this.diffIdCache.set(key, pending);
+      this.images.set(key, pending);
     }
     return pending;
+  }
+
+  private forget(ref: ImageRef): void {
+    this.images.delete(formatRef(ref));
   }
 }
 

@@ -76,12 +76,13 @@ export async function pushStageCache(
       stageReport.cachePush.push({ ref, action: 'pushed' });
       if (!pushedAs) {
         const sources = repairSources ? await repairSources() : source ? [source.ref] : [];
+        // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
+        const bytes = await ops.newLayerBytes(write.ref, sources);
+        if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
         if (repairSources) {
           const repaired = await ops.repairInlineCache(write.ref, sources);
           if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped for cached steps`);
         }
-        const bytes = await ops.newLayerBytes(write.ref, sources);
-        if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
       }
       pushedAs ??= write;
     } else {

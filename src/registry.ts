@@ -43,8 +43,6 @@ export interface RegistryApi {
   head(ref: ImageRef): Promise<ManifestInfo | undefined>;
   getManifest(ref: ImageRef): Promise<Manifest>;
   putManifest(ref: ImageRef, manifest: Manifest): Promise<void>;
-  /** The uncompressed layer digests (rootfs.diff_ids) of a single-platform image. */
-  diffIds(ref: ImageRef): Promise<string[]>;
   /** The manifest and the parsed config of a single-platform image. */
   image(ref: ImageRef): Promise<{ manifest: Manifest; config: Record<string, unknown> }>;
   /** Uploads a blob to the repository; returns its digest. */
@@ -198,10 +196,6 @@ export function httpRegistry(options: HttpRegistryOptions): RegistryApi {
       });
       if (!response.ok) throw await failure(response, `writing ${ref.path}:${ref.tag}`);
       await response.arrayBuffer().catch(() => undefined);
-    },
-    async diffIds(ref) {
-      const { config } = await api.image(ref);
-      return ((config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? []).slice();
     },
     async image(ref) {
       const manifest = await api.getManifest(ref);

@@ -256,7 +256,8 @@ async function keepLocalImages(plan: Plan, built: ReadonlySet<string>, deps: Run
     if (!built.has(stage.key)) continue;
     const local = formatRef(stage.localRef);
     const stable = formatRef({ ...stage.localRef, tag: stage.localRef.tag.replace(/^run-[^_]*/, 'last') });
-    await deps.docker.tag(local, stable);
+    // Untag only once the stable tag holds the image: removing its last tag would delete it.
+    if ((await deps.docker.tag(local, stable)).exitCode === 0) await deps.docker.removeTag(local);
   }
 }
 
