@@ -22,38 +22,27 @@ export function makeApp(kind: 'two-stage' | 'five-stage', base: string): BenchAp
   mkdirSync(join(dir, 'src'));
   writeFileSync(join(dir, 'deps.txt'), 'framework 1.0\n');
   writeFileSync(join(dir, 'src', 'main.txt'), 'source v0\n');
+  // The same dependency and source steps in both apps; only the stage layout differs.
+  const dependencySteps = ['WORKDIR /build', 'COPY deps.txt ./', `RUN sleep 8 && ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt`];
+  const sourceSteps = ['COPY src/ ./src/', 'RUN sleep 2 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum'];
   const lines =
     kind === 'two-stage'
-      ? [
-          `ARG BASE_IMAGE=${base}`,
-          'FROM ${BASE_IMAGE} AS builder',
-          'WORKDIR /build',
-          'COPY deps.txt ./',
-          `RUN sleep 8 && ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt`,
-          'COPY src/ ./src/',
-          'RUN sleep 2 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
-          'FROM ${BASE_IMAGE} AS final',
-          'COPY --from=builder /out /app',
-          'CMD ["cat", "/app/app.txt"]',
-        ]
+      ? [`ARG BASE_IMAGE=${base}`, 'FROM ${BASE_IMAGE} AS builder', ...dependencySteps, ...sourceSteps, 'FROM ${BASE_IMAGE} AS final', 'COPY --from=builder /out /app']
       : [
           `ARG BASE_IMAGE=${base}`,
           'FROM ${BASE_IMAGE} AS deps',
-          'WORKDIR /build',
-          'COPY deps.txt ./',
-          `RUN sleep 8 && ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt`,
+          ...dependencySteps,
           'FROM ${BASE_IMAGE} AS asset-deps',
           `RUN sleep 3 && mkdir -p /assets && ${heavy('/assets/fonts.bin', 20, 2)}`,
           'FROM deps AS builder',
-          'COPY src/ ./src/',
-          'RUN sleep 2 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
+          ...sourceSteps,
           'FROM asset-deps AS assets',
           'RUN sleep 1 && sha256sum /assets/fonts.bin > /assets/fonts.sum',
           'FROM ${BASE_IMAGE} AS final',
           'COPY --from=builder /out /app',
           'COPY --from=assets /assets/fonts.sum /app/',
-          'CMD ["cat", "/app/app.txt"]',
         ];
+  lines.push('CMD ["cat", "/app/app.txt"]');
   writeFileSync(join(dir, 'Dockerfile'), `${lines.join('\n')}\n`);
   return { name: kind, dir };
 }

@@ -55,8 +55,9 @@ export class CacheOps {
    * `timeoutMeansDown`: a lookup or pull that keeps timing out says the registry
    * stalls; a push may time out on one large layer while the registry is fine.
    */
-  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>, timeoutMeansDown = true): Promise<OpResult> {
-    if (this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
+  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>, timeoutMeansDown = true, bestEffort = true): Promise<OpResult> {
+    // Best-effort cache work skips a registry given up on; the deploy push always tries.
+    if (bestEffort && this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
     const { value, retries } = await withRetry(
       this.policy,
       async () => {
@@ -100,13 +101,14 @@ export class CacheOps {
     return this.noPushRights.has(this.domainOf(ref));
   }
 
-  async push(ref: ImageRef): Promise<OpResult> {
+  /** Pushes with retries. A cache push is best-effort; the deploy push (`deploy`) is not. */
+  async push(ref: ImageRef, purpose: 'cache' | 'deploy' = 'cache'): Promise<OpResult> {
     this.forget(ref);
-    const result = await this.retrying('push of', ref, async () => {
+    const result = await this.retrying(`${purpose} push of`, ref, async () => {
       const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
-      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 3) };
-    }, false);
-    if (!result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
+      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5) };
+    }, false, purpose === 'cache');
+    if (purpose === 'cache' && !result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
       const domain = this.domainOf(ref);
       if (!this.noPushRights.has(domain)) {
         this.noPushRights.add(domain);

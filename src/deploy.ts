@@ -1,6 +1,6 @@
 import type { CacheOps } from './cache-ops.js';
 import { tail, UserError } from './errors.js';
-import { formatRef, type ImageRef } from './image-ref.js';
+import { formatRef } from './image-ref.js';
 import type { Options } from './options.js';
 import type { Plan, PlannedStage } from './plan.js';
 import type { RunReport } from './report.js';
@@ -29,7 +29,7 @@ export async function login(options: Options, deps: RunDeps, timeoutMs: number):
 }
 
 /** Tags the target as IMAGE:TAG and the extra tags and pushes them: not best-effort. */
-export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, timeoutMs: number): Promise<UserError | undefined> {
+export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport): Promise<UserError | undefined> {
   const local = formatRef(target.localRef);
   for (const [i, ref] of plan.deploy.entries()) {
     const name = formatRef(ref);
@@ -44,7 +44,7 @@ export async function deploy(plan: Plan, target: PlannedStage, options: Options,
       continue;
     }
     // The deploy push is not best-effort: no circuit breaker, its own error.
-    const result = await retryDeployPush(ref, deps, ops, timeoutMs);
+    const result = await ops.push(ref, 'deploy');
     if (!result.ok) {
       report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
       return new UserError('deployFailed', `the deploy push of ${name} failed`, {
@@ -56,11 +56,4 @@ export async function deploy(plan: Plan, target: PlannedStage, options: Options,
     deps.log.info(`pushed ${name}`);
   }
   return undefined;
-}
-
-async function retryDeployPush(ref: ImageRef, deps: RunDeps, ops: CacheOps, timeoutMs: number): Promise<{ ok: boolean; message: string }> {
-  if (!ops.isDown(ref)) return ops.push(ref);
-  // The cache side gave up on this registry; the deploy still tries once for real.
-  const result = await deps.docker.push(formatRef(ref), timeoutMs);
-  return { ok: result.exitCode === 0, message: tail(result.stderr || result.stdout, 5) };
 }

@@ -184,7 +184,7 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   const target = plan.stages[plan.stages.length - 1];
   // The deploy push runs beside the cache pushes; it shares their layers.
   const deploying = !failure && !deps.cancel.aborted && target && built.has(target.key)
-    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, timeoutMs))
+    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report))
     : undefined;
 
   await timed('push caches', async () => {

@@ -61,7 +61,7 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     const run = await helper(`${p.address}/${path}:v1`, app());
     assert.equal(run.code, 0, explain(run));
     assert.ok((run.report?.retries ?? 0) >= 2, `retries counted: ${run.report?.retries}`);
-    assert.match(run.stderr, /retry 1 of (lookup of|push of)/);
+    assert.match(run.stderr, /retry 1 of (lookup of|cache push of)/);
     assert.ok((await registryTags(`${REGISTRY}/${path}`)).includes('main__deps'), 'the caches arrived');
     assert.equal(p.log.filter((l) => l.fault === 'status').length, 4, 'all four faults were served');
   });
@@ -95,7 +95,8 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     const run = await helper(`${p.address}/${path}:v1`, app());
     assert.equal(run.code, 7, explain(run));
     assert.match(run.stderr, /refused a push .*no push rights/);
-    assert.doesNotMatch(run.stderr, /retry \d of push of/);
+    assert.doesNotMatch(run.stderr, /retry \d of (cache|deploy) push of/);
+    assert.match(run.stderr, /error: the deploy push of/);
     const pushes = (run.report?.stages ?? []).flatMap((s) => s.cachePush);
     assert.ok(pushes.some((c) => c.action === 'skipped'), JSON.stringify(pushes));
     assert.match(run.stderr, /error: the deploy push of .*:v1 failed/);
