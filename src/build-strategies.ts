@@ -78,7 +78,12 @@ function buildFailure(ctx: StrategyContext, stage: PlannedStage, invocation: Par
  * steps), its cache pushed while the next stage builds. The classic builder needs
  * the caches pulled, and uses nothing but the --cache-from images.
  */
-export async function buildStageByStage(ctx: StrategyContext, skip: ReadonlySet<string> = new Set(), written: Written = new Map()): Promise<BuildOutcome> {
+export async function buildStageByStage(
+  ctx: StrategyContext,
+  skip: ReadonlySet<string> = new Set(),
+  written: Written = new Map(),
+  earlierSteps: readonly BuildStep[] = [],
+): Promise<BuildOutcome> {
   const { plan, log } = ctx;
   const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
   for (const stage of plan.stages) {
@@ -90,7 +95,9 @@ export async function buildStageByStage(ctx: StrategyContext, skip: ReadonlySet<
       log.debug(displayInvocation(ctx.cli, invocation));
       return ctx.docker.exec(invocation, { onOutput: (chunk) => log.raw(chunk), cancelSignal: ctx.cancel });
     });
-    const steps = parseBuildOutput(result.all, plan.builder);
+    // A step that ran in an earlier build of this run (the probe) shows as cached here, but was not a cache hit.
+    const ranEarlier = new Set(earlierSteps.filter((e) => !e.cached).map((e) => `${e.stage}|${e.instruction}`));
+    const steps = parseBuildOutput(result.all, plan.builder).map((step) => (ranEarlier.has(`${step.stage}|${step.instruction}`) ? { ...step, cached: false } : step));
     stageReport.steps = ownSteps(steps, stage, plan.builder);
     stageReport.cachedInstructions = cachedInstructions(steps, stage, plan.builder);
     stageReport.buildSeconds = result.durationMs / 1000;
@@ -211,6 +218,6 @@ export async function buildProbeThenStages(ctx: StrategyContext): Promise<BuildO
     startCacheWrite(ctx, outcome, written, target, targetReport, false);
     return outcome;
   }
-  const rest = await buildStageByStage(ctx, unchanged, written);
+  const rest = await buildStageByStage(ctx, unchanged, written, probeSteps);
   return { built: rest.built, pushes: [...outcome.pushes, ...rest.pushes], failure: rest.failure };
 }
