@@ -8,6 +8,8 @@ type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
 import { repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
+import { type KnownBlob, pushImageDirect } from './direct-push.js';
+import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
 
@@ -116,6 +118,50 @@ export class CacheOps {
       }
     }
     return result;
+  }
+
+  /**
+   * Pushes a local image as the cache `ref`: by the direct upload when that is
+   * faster (upload-choice.ts), else (or if it fails) tag + docker push.
+   * `sources` are registry images whose layers the registry already has.
+   */
+  async pushCache(local: string, ref: ImageRef, sources: readonly ImageRef[], choice: UploadChoice): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
+    if (choice !== 'engine' && !this.isDown(ref) && !this.cannotPush(ref)) {
+      const [diffIds, sizes, known] = await Promise.all([
+        choice === 'auto' ? this.docker.diffIds(local) : undefined,
+        choice === 'auto' ? this.docker.historySizes(local) : undefined,
+        this.knownBlobs(ref, sources),
+      ]);
+      if (chooseUploader(choice, diffIds, new Set(known.keys()), sizes) === 'direct') {
+        this.forget(ref);
+        try {
+          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs);
+          return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes };
+        } catch (error) {
+          this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
+        }
+      }
+    }
+    const tagged = await this.docker.tag(local, formatRef(ref));
+    if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3), uploader: 'engine' };
+    return { ...(await this.push(ref)), uploader: 'engine' };
+  }
+
+  /** Layers (by diff_id) that registry images in the repository of `target` already hold. */
+  private async knownBlobs(target: ImageRef, sources: readonly ImageRef[]): Promise<Map<string, KnownBlob>> {
+    const known = new Map<string, KnownBlob>();
+    const sameRepo = sources.filter((s) => s.domain === target.domain && s.path === target.path);
+    for (const image of await Promise.all(sameRepo.map((s) => this.image(s)))) {
+      if (!image) continue;
+      const layers = (JSON.parse(image.manifest.body.toString('utf8')) as { layers?: KnownBlob[] }).layers ?? [];
+      const diffIds = (image.config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
+      if (layers.length !== diffIds.length) continue;
+      diffIds.forEach((d, i) => {
+        const layer = layers[i];
+        if (layer) known.set(d, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType });
+      });
+    }
+    return known;
   }
 
   /**

@@ -1,10 +1,10 @@
 import type { CacheOps } from './cache-ops.js';
 import type { Docker } from './docker.js';
-import { tail } from './errors.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { CacheCandidate, PlannedStage } from './plan.js';
 import type { StageReport } from './report.js';
+import type { UploadChoice } from './upload-choice.js';
 
 function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   return a !== undefined && b !== undefined && a.length > 0 && a.length === b.length && a.every((d, i) => d === b[i]);
@@ -14,6 +14,8 @@ export interface CachePushDeps {
   readonly docker: Docker;
   readonly ops: CacheOps;
   readonly log: Logger;
+  /** How cache images travel: docker push, the direct upload, or whichever is faster. */
+  readonly upload: UploadChoice;
 }
 
 /** Images whose inline-cache records may restore the links a rebuilt stage lost. */
@@ -69,15 +71,14 @@ export async function pushStageCache(
         continue;
       }
     }
-    const tagged = await docker.tag(local, ref);
-    const pushed = tagged.exitCode === 0 ? await ops.push(write.ref) : { ok: false, message: tail(tagged.stderr, 3) };
+    const sources = repairSources ? await repairSources() : source ? [source.ref] : [];
+    const pushed = await ops.pushCache(local, write.ref, sources, deps.upload);
     if (pushed.ok) {
-      log.info(`cache ${ref}: pushed`);
-      stageReport.cachePush.push({ ref, action: 'pushed' });
+      log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
+      stageReport.cachePush.push({ ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' });
       if (!pushedAs) {
-        const sources = repairSources ? await repairSources() : source ? [source.ref] : [];
         // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
-        const bytes = await ops.newLayerBytes(write.ref, sources);
+        const bytes = pushed.uploadedBytes ?? (await ops.newLayerBytes(write.ref, sources));
         if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
         if (repairSources) {
           const repaired = await ops.repairInlineCache(write.ref, sources);

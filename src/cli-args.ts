@@ -12,6 +12,7 @@ export const HELPER_OPTIONS = {
   push: { type: 'boolean', default: true, describe: 'Push the deploy image. --no-push builds (and still pushes caches) only.' },
   'push-cache': { type: 'boolean', default: true, describe: 'Push cache tags. --no-push-cache only reads caches (forks, read-only runs).' },
   'update-shared-cache': { type: 'boolean', describe: 'Write the default-branch and unprefixed cache tags. Default: only when building a default branch.' },
+  'cache-upload': { type: 'string', choices: ['auto', 'direct', 'engine'], default: 'auto', describe: 'How cache images reach the registry. engine: docker push. direct: docker save + the helper\'s own upload (stores incompressible layers instead of gzipping them at ~26 MB/s). auto: direct when the new layers are a large part of the image.' },
   builder: { type: 'string', choices: ['auto', 'classic', 'buildkit'], default: 'auto', describe: 'Which builder to drive. auto: DOCKER_BUILDKIT if set, else BuildKit when the client has buildx, else classic.' },
   docker: { type: 'string', default: 'docker', describe: 'The docker CLI to run. Example: --docker /usr/bin/docker' },
   username: { type: 'string', describe: 'Log in to the registry as this user first (the password comes from --password-stdin or --password-env).' },

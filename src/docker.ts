@@ -1,4 +1,4 @@
-import type { RunOptions, RunResult, Runner } from './exec.js';
+import { execaStreamRunner, type RunOptions, type RunResult, type Runner, type StreamingProcess, type StreamRunner } from './exec.js';
 
 /** One docker CLI invocation, as the plan describes it and --dry-run prints it. */
 export interface DockerInvocation {
@@ -28,7 +28,21 @@ export class Docker {
   constructor(
     readonly cli: string,
     private readonly run: Runner,
+    private readonly stream: StreamRunner = execaStreamRunner,
   ) {}
+
+  /** `docker save`: the image as a tar stream (layers uncompressed on engines with the classic image store). */
+  save(ref: string, timeoutMs: number): StreamingProcess {
+    return this.stream(this.cli, ['save', ref], { timeoutMs });
+  }
+
+  /** The size of each history entry of a local image, newest first (0 for entries without a layer). */
+  async historySizes(ref: string): Promise<number[] | undefined> {
+    const result = await this.run(this.cli, ['history', '--human=false', '--no-trunc', '--format', '{{.Size}}', ref], { timeoutMs: 60_000 });
+    if (result.exitCode !== 0) return undefined;
+    const sizes = result.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => Number(l.trim()));
+    return sizes.every((n) => Number.isFinite(n)) ? sizes : undefined;
+  }
 
   exec(invocation: DockerInvocation, options: Omit<RunOptions, 'env'> = {}): Promise<RunResult> {
     return this.run(this.cli, invocation.args, { ...options, env: invocation.env });

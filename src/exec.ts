@@ -58,3 +58,46 @@ export const execaRunner: Runner = async (file, args, options = {}) => {
     durationMs: Date.now() - started,
   };
 };
+
+/** A process whose stdout is read as a stream (docker save), not collected. */
+export interface StreamingProcess {
+  readonly stdout: AsyncIterable<Buffer>;
+  /** Settles when the process ends; stdout is empty in the result. */
+  readonly done: Promise<RunResult>;
+  kill(): void;
+}
+
+export type StreamRunner = (file: string, args: readonly string[], options?: { readonly timeoutMs?: number }) => StreamingProcess;
+
+export const execaStreamRunner: StreamRunner = (file, args, options = {}) => {
+  const started = Date.now();
+  const child = execa(file, [...args], {
+    reject: false,
+    buffer: { stdout: false, stderr: true },
+    stdin: 'ignore',
+    encoding: 'buffer',
+    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+    forceKillAfterDelay: 5000,
+  });
+  const done = child.then((result): RunResult => {
+    const code = (result as { code?: string }).code;
+    const stderr = Buffer.from(result.stderr ?? new Uint8Array()).toString('utf8');
+    return {
+      exitCode: result.exitCode ?? (result.timedOut ? 124 : 1),
+      stdout: '',
+      stderr,
+      all: stderr,
+      timedOut: Boolean(result.timedOut),
+      notFound: code === 'ENOENT' || code === 'EACCES',
+      canceled: Boolean(result.isCanceled),
+      durationMs: Date.now() - started,
+    };
+  });
+  if (!child.stdout) throw new Error(`${file} started without a stdout pipe`);
+  const stdout = child.stdout;
+  // An unread stdout would keep the process (and execa's promise) from ever ending.
+  return { stdout, done, kill: () => {
+    stdout.destroy();
+    child.kill();
+  } };
+};

@@ -1,3 +1,4 @@
+import type { UploadChoice } from './upload-choice.js';
 import { isAbsolute, join } from 'node:path';
 import { flagValues, type SplitArgs } from './cli-args.js';
 import { usageError } from './errors.js';
@@ -25,6 +26,7 @@ export interface Options {
   readonly pushCache: boolean;
   readonly updateSharedCache: boolean | undefined;
   readonly builder: BuilderChoice;
+  readonly cacheUpload: UploadChoice;
   readonly docker: string;
   readonly login: { readonly username: string; readonly password: { readonly from: 'stdin' } | { readonly from: 'env'; readonly name: string } } | undefined;
   readonly retries: number;
@@ -48,6 +50,7 @@ export interface ParsedHelperArgs {
   readonly 'push-cache': boolean;
   readonly 'update-shared-cache'?: boolean | undefined;
   readonly builder: string;
+  readonly 'cache-upload'?: string | undefined;
   readonly docker: string;
   readonly username?: string | undefined;
   readonly 'password-stdin': boolean;
@@ -86,7 +89,7 @@ function single<T>(value: T | readonly T[] | undefined): T | undefined {
 
 function singles(args: ParsedHelperArgs): ParsedHelperArgs {
   const out: Record<string, unknown> = { ...args };
-  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
+  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'cache-upload', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
     const value = single(out[key] as unknown);
     out[key] = value === undefined || typeof value === 'number' ? value : String(value);
   }
@@ -161,6 +164,7 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     pushCache: args['push-cache'],
     updateSharedCache: args['update-shared-cache'],
     builder,
+    cacheUpload: (args['cache-upload'] ?? 'auto') as UploadChoice,
     docker: args.docker,
     login,
     retries: wholeNumber(args.retries, 'retries', 1, 10),

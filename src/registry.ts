@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Runner } from './exec.js';
 import type { ImageRef } from './image-ref.js';
@@ -47,6 +48,14 @@ export interface RegistryApi {
   image(ref: ImageRef): Promise<{ manifest: Manifest; config: Record<string, unknown> }>;
   /** Uploads a blob to the repository; returns its digest. */
   pushBlob(ref: Pick<ImageRef, 'domain' | 'path'>, bytes: Buffer): Promise<string>;
+  /** Whether the repository has the blob. */
+  hasBlob(ref: Pick<ImageRef, 'domain' | 'path'>, digest: string): Promise<boolean>;
+  /**
+   * Streams a blob whose digest is known only at its end: `commit` then names it,
+   * or returns undefined to drop the upload (the registry already has the blob).
+   * Resolves to whether the upload was committed.
+   */
+  pushBlobStream(ref: Pick<ImageRef, 'domain' | 'path'>, body: AsyncIterable<Buffer>, commit: () => Promise<string | undefined>): Promise<boolean>;
 }
 
 /** Loopback registries speak plain HTTP, as the engine allows for them. */
@@ -168,6 +177,33 @@ export function httpRegistry(options: HttpRegistryOptions): RegistryApi {
     return new RegistryError(`${what}: HTTP ${response.status} ${response.statusText} ${text}`.trim(), response.status);
   }
 
+  async function startUpload(ref: Pick<ImageRef, 'domain' | 'path'>): Promise<URL> {
+    const started = await request(ref, 'POST', 'blobs/uploads/', { push: true });
+    const location = started.headers.get('location');
+    if (started.status !== 202 || !location) throw await failure(started, `starting an upload to ${ref.path}`);
+    await started.arrayBuffer().catch(() => undefined);
+    return new URL(location, `${registryBaseUrl(ref.domain)}/`);
+  }
+
+  /** A request to an upload location (authorized by the push token that started it). */
+  async function send(ref: Pick<ImageRef, 'domain' | 'path'>, method: string, url: URL, init: RequestInit): Promise<Response> {
+    try {
+      return await doFetch(url, { ...init, method, headers: { ...((init.headers as Record<string, string> | undefined) ?? {}), ...authHeader(ref) }, signal: AbortSignal.timeout(options.timeoutMs) });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new RegistryError(`${method} ${url.host} upload failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`, undefined, { cause: error });
+    }
+  }
+
+  /** A monolithic upload: POST for a location, then one PUT with the whole body and its digest. */
+  async function upload(ref: Pick<ImageRef, 'domain' | 'path'>, digest: string, body: Uint8Array): Promise<void> {
+    const url = await startUpload(ref);
+    url.searchParams.set('digest', digest);
+    const response = await send(ref, 'PUT', url, { headers: { 'content-type': 'application/octet-stream' }, body: body as unknown as BodyInit });
+    if (response.status !== 201) throw await failure(response, `uploading a blob to ${ref.path}`);
+    await response.arrayBuffer().catch(() => undefined);
+  }
+
   const api: RegistryApi = {
     async head(ref) {
       const response = await request(ref, 'HEAD', `manifests/${ref.tag}`, { headers: { accept: MANIFEST_TYPES.join(', ') } });
@@ -208,21 +244,37 @@ export function httpRegistry(options: HttpRegistryOptions): RegistryApi {
     },
     async pushBlob(ref, bytes) {
       const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-      const started = await request(ref, 'POST', 'blobs/uploads/', { push: true });
-      const location = started.headers.get('location');
-      if (started.status !== 202 || !location) throw await failure(started, `starting an upload to ${ref.path}`);
-      await started.arrayBuffer().catch(() => undefined);
-      const url = new URL(location, `${registryBaseUrl(ref.domain)}/`);
-      url.searchParams.set('digest', digest);
-      const response = await doFetch(url, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream', ...authHeader(ref) },
-        body: new Uint8Array(bytes),
-        signal: AbortSignal.timeout(options.timeoutMs),
-      });
-      if (response.status !== 201) throw await failure(response, `uploading a blob to ${ref.path}`);
-      await response.arrayBuffer().catch(() => undefined);
+      await upload(ref, digest, new Uint8Array(bytes));
       return digest;
+    },
+    async hasBlob(ref, digest) {
+      const response = await request(ref, 'HEAD', `blobs/${digest}`);
+      if (response.status === 404) return false;
+      if (!response.ok) throw await failure(response, `checking a blob of ${ref.path}`);
+      return true;
+    },
+    async pushBlobStream(ref, body, commit) {
+      const location = await startUpload(ref);
+      // PATCH streams the body without a digest; PUT ?digest= names it (as docker push does).
+      const patched = await send(ref, 'PATCH', location, {
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Readable.toWeb(Readable.from(body)) as ReadableStream<Uint8Array>,
+        duplex: 'half',
+      } as RequestInit);
+      if (patched.status !== 202) throw await failure(patched, `uploading a blob to ${ref.path}`);
+      await patched.arrayBuffer().catch(() => undefined);
+      const next = new URL(patched.headers.get('location') ?? location.href, `${registryBaseUrl(ref.domain)}/`);
+      const digest = await commit();
+      if (digest === undefined) {
+        const dropped = await send(ref, 'DELETE', next, {});
+        await dropped.arrayBuffer().catch(() => undefined);
+        return false;
+      }
+      next.searchParams.set('digest', digest);
+      const put = await send(ref, 'PUT', next, {});
+      if (put.status !== 201) throw await failure(put, `finishing a blob upload to ${ref.path}`);
+      await put.arrayBuffer().catch(() => undefined);
+      return true;
     },
   };
   return api;

@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import type { Docker } from './docker.js';
+import { tail } from './errors.js';
+import type { ImageRef } from './image-ref.js';
+import { encodeLayer } from './layer-encoder.js';
+import type { RegistryApi } from './registry.js';
+import { readTar } from './tar-reader.js';
+
+/**
+ * Pushes a local image to the registry without `docker push`: `docker save`
+ * streams the image, each layer is encoded (layer-encoder.ts) and uploaded as it
+ * streams (no temporary files), layers the repository already has (by diff_id) are not
+ * uploaded, and the config is pushed byte for byte, so the image ID and the
+ * inline-cache metadata (which names layers by index) stay as the engine made them.
+ */
+
+export interface KnownBlob {
+  readonly digest: string;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
+export interface DirectPushResult {
+  readonly layers: number;
+  readonly uploadedLayers: number;
+  readonly uploadedBytes: number;
+  readonly rawBytes: number;
+}
+
+const GZIP_LAYER = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
+/** docker save's metadata files, and OCI-layout blobs small enough to be configs, stay in memory. */
+const IN_MEMORY_BYTES = 1 << 20;
+
+function isMetadata(name: string, size: number): boolean {
+  return name.endsWith('.json') || name.endsWith('/json') || name.endsWith('VERSION') || name === 'repositories' || name === 'oci-layout' || (!name.endsWith('layer.tar') && size < IN_MEMORY_BYTES);
+}
+
+async function collect(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
+}
+
+interface Placed {
+  readonly blob: KnownBlob;
+  readonly uploaded: boolean;
+  readonly rawBytes: number;
+}
+
+export async function pushImageDirect(
+  deps: { readonly docker: Docker; readonly registry: RegistryApi },
+  local: string,
+  target: ImageRef,
+  known: ReadonlyMap<string, KnownBlob>,
+  timeoutMs: number,
+): Promise<DirectPushResult> {
+  const { registry } = deps;
+  const saving = deps.docker.save(local, timeoutMs);
+  const metadata = new Map<string, Buffer>();
+  const layers = new Map<string, Placed>();
+  let uploadedBytes = 0;
+
+  /** Streams one layer to the registry as it is encoded; drops the upload if the registry turns out to have it. */
+  const place = async (body: AsyncIterable<Buffer>): Promise<Placed> => {
+    const encoding = encodeLayer(body);
+    let reuse: KnownBlob | undefined;
+    const uploaded = await registry.pushBlobStream(target, encoding.blob, async () => {
+      const { diffId, digest } = encoding.result();
+      reuse = known.get(diffId);
+      return reuse || (await registry.hasBlob(target, digest)) ? undefined : digest;
+    });
+    const encoded = encoding.result();
+    if (uploaded) uploadedBytes += encoded.size;
+    return { blob: reuse ?? { digest: encoded.digest, size: encoded.size, mediaType: GZIP_LAYER }, uploaded, rawBytes: encoded.rawSize };
+  };
+
+  try {
+    for await (const entry of readTar(saving.stdout)) {
+      if (entry.type !== '0' && entry.type !== '\0') continue;
+      // Newer engines save an OCI layout, whose layer files are named by diff_id: known ones are not even read.
+      const ociDiffId = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(entry.name)?.[1];
+      const reuse = ociDiffId ? known.get(`sha256:${ociDiffId}`) : undefined;
+      if (reuse) {
+        layers.set(entry.name, { blob: reuse, uploaded: false, rawBytes: entry.size });
+        continue;
+      }
+      if (isMetadata(entry.name, entry.size)) metadata.set(entry.name, await collect(entry.body));
+      else layers.set(entry.name, await place(entry.body));
+    }
+    const saved = await saving.done;
+    if (saved.exitCode !== 0) throw new Error(`docker save ${local} exited ${saved.exitCode}: ${tail(saved.stderr, 3)}`);
+
+    const manifestJson = metadata.get('manifest.json');
+    if (!manifestJson) throw new Error('docker save wrote no manifest.json');
+    const [image] = JSON.parse(manifestJson.toString('utf8')) as { Config: string; Layers: string[] }[];
+    const config = image ? metadata.get(image.Config) : undefined;
+    if (!image || !config) throw new Error('docker save wrote no image config');
+
+    const descriptors: KnownBlob[] = [];
+    let uploadedLayers = 0;
+    let rawBytes = 0;
+    for (const path of image.Layers) {
+      // Small layers were kept in memory with the metadata.
+      const small = metadata.get(path);
+      const placed = layers.get(path) ?? (small ? await place(once(small)) : undefined);
+      if (!placed) throw new Error(`docker save did not write the layer ${path}`);
+      descriptors.push(placed.blob);
+      if (placed.uploaded) uploadedLayers++;
+      rawBytes += placed.rawBytes;
+    }
+    const configDigest = await registry.pushBlob(target, config);
+    if (configDigest !== `sha256:${createHash('sha256').update(config).digest('hex')}`) throw new Error('config digest mismatch');
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: DOCKER_MANIFEST,
+      config: { mediaType: DOCKER_CONFIG, size: config.length, digest: configDigest },
+      layers: descriptors.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
+    };
+    await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType: DOCKER_MANIFEST, digest: '' });
+    return { layers: descriptors.length, uploadedLayers, uploadedBytes, rawBytes };
+  } catch (error) {
+    saving.kill();
+    await saving.done.catch(() => undefined);
+    throw error;
+  }
+}
