@@ -75,41 +75,82 @@ function buildFailure(ctx: StrategyContext, stage: PlannedStage, invocation: Par
   });
 }
 
+/** Passes output on whole lines, each prefixed with its stage, so parallel builds stay readable. */
+function prefixedLines(prefix: string, write: (text: string) => void): { feed: (chunk: string) => void; flush: () => void } {
+  let pending = '';
+  return {
+    feed(chunk) {
+      pending += chunk;
+      const end = pending.lastIndexOf('\n');
+      if (end < 0) return;
+      write(pending.slice(0, end + 1).replace(/^(?=.)/gm, prefix));
+      pending = pending.slice(end + 1);
+    },
+    flush() {
+      if (pending !== '') write(`${prefix}${pending}\n`);
+      pending = '';
+    },
+  };
+}
+
 /**
- * Each stage in dependency order with --target (its own build executes its
- * steps), its cache pushed while the next stage builds. The classic builder needs
- * the caches pulled, and uses nothing but the --cache-from images.
+ * Each stage with --target, in its own build, so that build executes the stage's
+ * steps (the engine then writes their inline-cache links). A stage starts when the
+ * stages it needs are built; with BuildKit, independent stages build at the same
+ * time (as one build of the target would run them), each stage's cache pushed
+ * while later stages build. The classic builder goes one stage at a time; it needs
+ * the caches pulled and uses nothing but the --cache-from images.
  */
 export async function buildStageByStage(
   ctx: StrategyContext,
   skip: ReadonlySet<string> = new Set(),
   written: Written = new Map(),
+  earlierSteps: readonly BuildStep[] = [],
 ): Promise<BuildOutcome> {
   const { plan, log } = ctx;
   const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
-  for (const stage of plan.stages) {
-    if (ctx.cancel.aborted) break;
-    if (skip.has(stage.key)) continue;
+  const parallel = plan.builder === 'buildkit' && plan.stages.filter((s) => !skip.has(s.key)).length > 1;
+  const finished = new Map<string, Promise<boolean>>();
+  let stopped = false;
+
+  const buildOne = async (stage: PlannedStage): Promise<boolean> => {
+    const needed = await Promise.all(stage.needs.map((key) => finished.get(key) ?? Promise.resolve(true)));
+    if (needed.some((ok) => !ok) || stopped || ctx.cancel.aborted) return false;
     const stageReport = stageReportOf(ctx, stage);
     const invocation = buildInvocation(plan, stage, ctx.resolved, outcome.built);
+    const output = parallel ? prefixedLines(`[${stage.key}] `, (text) => log.raw(text)) : { feed: (chunk: string) => log.raw(chunk), flush: () => undefined };
     const result = await ctx.timed(`build ${stage.key}${stage.isTarget ? ' (target)' : ''}`, async () => {
       log.debug(displayInvocation(ctx.cli, invocation));
-      return ctx.docker.exec(invocation, { onOutput: (chunk) => log.raw(chunk), cancelSignal: ctx.cancel });
+      return ctx.docker.exec(invocation, { onOutput: output.feed, cancelSignal: ctx.cancel });
     });
-    const steps = parseBuildOutput(result.all, plan.builder);
+    output.flush();
+    // A step that ran in an earlier build of this run (the probe) shows as cached here, but was not a cache hit.
+    const ranEarlier = new Set(earlierSteps.filter((e) => !e.cached).map((e) => `${e.stage}|${e.instruction}`));
+    const steps = parseBuildOutput(result.all, plan.builder).map((step) => (ranEarlier.has(`${step.stage}|${step.instruction}`) ? { ...step, cached: false } : step));
     stageReport.steps = ownSteps(steps, stage, plan.builder);
     stageReport.cachedInstructions = cachedInstructions(steps, stage, plan.builder);
     stageReport.buildSeconds = result.durationMs / 1000;
     stageReport.uncachedStepSeconds = plan.builder === 'buildkit' ? sumUncached(steps, stage, plan.builder) : null;
     if (result.exitCode !== 0) {
       stageReport.status = 'failed';
-      if (!result.canceled && !ctx.cancel.aborted) outcome.failure = buildFailure(ctx, stage, invocation, result.exitCode, result.all);
-      break;
+      stopped = true;
+      if (!result.canceled && !ctx.cancel.aborted) outcome.failure ??= buildFailure(ctx, stage, invocation, result.exitCode, result.all);
+      return false;
     }
     stageReport.status = 'built';
     outcome.built.add(stage.key);
     startCacheWrite(ctx, outcome, written, stage, stageReport, false);
+    return true;
+  };
+
+  // plan.stages is in dependency order, so a stage's needs are registered before it.
+  for (const stage of plan.stages) {
+    if (skip.has(stage.key)) continue;
+    const build = buildOne(stage);
+    finished.set(stage.key, build);
+    if (!parallel && !(await build)) break;
   }
+  await Promise.all(finished.values());
   return outcome;
 }
 
@@ -123,138 +164,100 @@ function sumUncached(steps: readonly BuildStep[], stage: PlannedStage, builder: 
   return steps.filter((s) => s.stage === label && !s.cached && s.seconds !== undefined).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
 }
 
-/** Seconds of a stage's own steps in a build's output (BuildKit prints DONE times). */
-function stageSeconds(steps: readonly BuildStep[], stage: PlannedStage): number {
-  const label = buildkitLabel(stage);
-  return steps.filter((s) => s.stage === label && s.seconds !== undefined).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
-}
-
 /**
- * BuildKit: one build of the target with every cache found, so BuildKit runs
- * independent stages in parallel and pulls only the layers a step that must run
- * reads (an unchanged run pulls nothing). Each other stage gets its image for its
- * cache from its own `--target STAGE` build, run beside the target build: BuildKit
- * shares the steps both builds need, so nothing runs twice. That build starts at
- * once for a stage without any cache, and for the others as soon as the target
- * build's output shows one of the stage's steps running (stage-watch.ts); a stage
- * whose steps all come from the cache is unchanged: not exported (that pulls all
- * its layers) and not re-pushed (on this project's engine that thins the cache
- * metadata, ENGINE.md), its cache tags copied in the registry where needed.
- * Why not export after the target build: on the 20.10 engine an image whose steps
- * were all local cache hits carries inline-cache records without layer links
- * (seen: 3 of 5 links lost), which serve only identical builds. Links lost for
- * steps that were registry hits are restored from the images the hits came from
- * (inline-cache.ts). Stages the target does not need (--stages) are built on
- * their own afterwards.
+ * BuildKit on an engine whose inline cache keeps layer links only for the steps a
+ * build executed (ENGINE.md: an image rebuilt from cache and pushed again serves
+ * only identical builds). So each stage's image must come from the build that
+ * executed its changed steps, and an unchanged stage must not be exported (that
+ * pulls all its layers) or re-pushed (that thins its cache metadata).
+ *
+ * First a probe: the target build with every cache found. If no step of the other
+ * stages has to run, the probe is the whole build: no pull beyond the target's
+ * layers, nothing re-pushed. As soon as a step of another stage starts to run,
+ * the probe is stopped, and the stages not already known to be unchanged are
+ * built stage by stage (each executing its own steps, its cache pushed while the
+ * next one builds).
  */
-export async function buildTargetThenExport(ctx: StrategyContext): Promise<BuildOutcome> {
+export async function buildProbeThenStages(ctx: StrategyContext): Promise<BuildOutcome> {
   const { plan, log } = ctx;
   const target = plan.stages[plan.stages.length - 1];
-  const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
-  if (!target) return outcome;
   const others = plan.stages.slice(0, -1);
+  const anyMissing = plan.stages.some((s) => (ctx.resolved.get(s.key) ?? []).length === 0);
+  if (!target || anyMissing) {
+    if (target) log.info('probe skipped: some stage has no cache yet, so it will run; building stage by stage');
+    return buildStageByStage(ctx);
+  }
+  const outcome: BuildOutcome = { built: new Set(), pushes: [], failure: undefined };
   const written: Written = new Map();
-  const settled = new Set<string>();
-  const exports: Promise<void>[] = [];
+  const unchanged = new Set<string>();
+  const probe = new AbortController();
+  const stopProbe = (): void => probe.abort();
+  ctx.cancel.addEventListener('abort', stopProbe);
+  let changedStage: string | undefined;
   const byLabel = new Map(others.map((s) => [buildkitLabel(s), s]));
-  /** Steps each stage's own build executed. */
-  const ranInStageBuild = new Map<string, Set<string>>();
 
   const settleUnchanged = (stage: PlannedStage, count: StepCount): void => {
-    settled.add(stage.key);
+    if (unchanged.has(stage.key)) return;
+    unchanged.add(stage.key);
     const stageReport = stageReportOf(ctx, stage);
     stageReport.steps = count;
     stageReport.status = 'cached';
     log.info(`stage ${stage.key}: every step cached; its cache is current, nothing to export or push`);
     startCacheWrite(ctx, outcome, written, stage, stageReport, true);
   };
-  const buildStage = async (stage: PlannedStage): Promise<void> => {
-    const stageReport = stageReportOf(ctx, stage);
-    const invocation = buildInvocation(plan, stage, ctx.resolved, new Set());
-    const result = await ctx.timed(`build ${stage.key} for its cache`, async () => {
-      log.debug(displayInvocation(ctx.cli, invocation));
-      return ctx.docker.exec(invocation, { cancelSignal: ctx.cancel });
-    });
-    if (result.exitCode !== 0) {
-      stageReport.status = 'failed';
-      if (!result.canceled && !ctx.cancel.aborted) log.warn(`could not build the image of stage ${stage.key} for its cache (docker build --target ${stage.targetArg ?? stage.key} exited ${result.exitCode}); its cache is not written this run`);
-      return;
-    }
-    stageReport.status = 'built';
-    const ownBuild = parseBuildOutput(result.all, 'buildkit');
-    stageReport.steps = ownSteps(ownBuild, stage, 'buildkit');
-    ranInStageBuild.set(stage.key, new Set(ownBuild.filter((s) => !s.cached).map((s) => `${s.stage}|${s.instruction}`)));
-    outcome.built.add(stage.key);
-    startCacheWrite(ctx, outcome, written, stage, stageReport, false);
-  };
-  const startStage = (stage: PlannedStage, why: string): void => {
-    if (settled.has(stage.key)) return;
-    settled.add(stage.key);
-    log.info(`stage ${stage.key}: ${why}; building its image for its cache beside the target build`);
-    exports.push(buildStage(stage));
-  };
-  for (const stage of others) if ((ctx.resolved.get(stage.key) ?? []).length === 0 && stage.targetArg !== undefined) startStage(stage, 'no cache yet');
   const watcher = new StageWatcher(
     new Set(byLabel.keys()),
     (label, count) => {
       const stage = byLabel.get(label);
-      if (!stage || settled.has(stage.key)) return;
-      if (count.cached === count.total) settleUnchanged(stage, count);
-      else startStage(stage, 'a step ran');
+      if (stage && count.cached === count.total && changedStage === undefined) settleUnchanged(stage, count);
     },
     (label) => {
-      const stage = byLabel.get(label);
-      if (stage) startStage(stage, 'a step has to run');
+      if (changedStage !== undefined) return;
+      changedStage = byLabel.get(label)?.key ?? label;
+      log.info(`probe: a step of stage ${changedStage} has to run; stopping the probe to build stage by stage`);
+      probe.abort();
     },
   );
 
-  const invocation = buildInvocation(plan, target, ctx.resolved, new Set());
-  const result = await ctx.timed(`build ${target.key} (target) with every cache`, async () => {
+  const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built);
+  const result = await ctx.timed(`probe: build ${target.key} (target) with every cache`, async () => {
     log.debug(displayInvocation(ctx.cli, invocation));
     return ctx.docker.exec(invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);
         watcher.feed(chunk);
       },
-      cancelSignal: ctx.cancel,
+      cancelSignal: probe.signal,
     });
   });
   watcher.close();
-  await Promise.all(exports);
-  const steps = parseBuildOutput(result.all, 'buildkit');
-  for (const stage of others) {
-    const stageReport = stageReportOf(ctx, stage);
-    stageReport.cachedInstructions = cachedInstructions(steps, stage, 'buildkit');
-    if (settled.has(stage.key) && stageReport.status !== 'cached') {
-      // The two builds share the steps: a step ran if either build ran it.
-      const ran = ranInStageBuild.get(stage.key) ?? new Set<string>();
-      const merged = steps.map((s) => (ran.has(`${s.stage}|${s.instruction}`) ? { ...s, cached: false } : s));
-      const own = countSteps(merged, buildkitLabel(stage));
-      if (own.total > 0) stageReport.steps = own;
-      stageReport.cachedInstructions = cachedInstructions(merged, stage, 'buildkit');
-      stageReport.buildSeconds = stageSeconds(steps, stage);
-      stageReport.uncachedStepSeconds = sumUncached(steps, stage, 'buildkit');
-    }
-  }
-  const targetReport = stageReportOf(ctx, target);
-  targetReport.steps = ownSteps(steps, target, 'buildkit');
-  targetReport.cachedInstructions = cachedInstructions(steps, target, 'buildkit');
-  targetReport.buildSeconds = result.durationMs / 1000;
-  targetReport.uncachedStepSeconds = sumUncached(steps, target, 'buildkit');
+  ctx.cancel.removeEventListener('abort', stopProbe);
   if (ctx.cancel.aborted) return outcome;
-  if (result.exitCode !== 0) {
-    targetReport.status = 'failed';
-    if (!result.canceled) outcome.failure = buildFailure(ctx, target, invocation, result.exitCode, result.all);
+  const probeSteps = parseBuildOutput(result.all, 'buildkit');
+  for (const stage of others) {
+    if (unchanged.has(stage.key)) stageReportOf(ctx, stage).cachedInstructions = cachedInstructions(probeSteps, stage, 'buildkit');
+  }
+
+  if (changedStage === undefined) {
+    const targetReport = stageReportOf(ctx, target);
+    const steps = parseBuildOutput(result.all, 'buildkit');
+    targetReport.steps = ownSteps(steps, target, 'buildkit');
+    targetReport.cachedInstructions = cachedInstructions(steps, target, 'buildkit');
+    for (const stage of others) stageReportOf(ctx, stage).cachedInstructions = cachedInstructions(steps, stage, 'buildkit');
+    targetReport.buildSeconds = result.durationMs / 1000;
+    targetReport.uncachedStepSeconds = sumUncached(steps, target, 'buildkit');
+    if (result.exitCode !== 0) {
+      targetReport.status = 'failed';
+      outcome.failure = buildFailure(ctx, target, invocation, result.exitCode, result.all);
+      return outcome;
+    }
+    // Stages BuildKit did not print were not needed: their caches stand as they are.
+    for (const stage of others) if (!unchanged.has(stage.key)) settleUnchanged(stage, watcher.count(buildkitLabel(stage)));
+    targetReport.status = 'built';
+    outcome.built.add(target.key);
+    startCacheWrite(ctx, outcome, written, target, targetReport, false);
     return outcome;
   }
-  targetReport.status = 'built';
-  outcome.built.add(target.key);
-  startCacheWrite(ctx, outcome, written, target, targetReport, false);
-  // Stages the target did not need were not built: build them now, each on its own.
-  const rest = others.filter((s) => !settled.has(s.key));
-  if (rest.length === 0) return outcome;
-  log.info(`building the stages the target does not need: ${rest.map((s) => s.key).join(', ')}`);
-  const skip = new Set([...settled, target.key]);
-  const more = await buildStageByStage(ctx, skip, written);
-  return { built: new Set([...outcome.built, ...more.built]), pushes: [...outcome.pushes, ...more.pushes], failure: more.failure };
+  const rest = await buildStageByStage(ctx, unchanged, written, probeSteps);
+  return { built: rest.built, pushes: [...outcome.pushes, ...rest.pushes], failure: rest.failure };
 }

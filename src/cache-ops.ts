@@ -29,6 +29,11 @@ export class CacheOps {
   private readonly noPushRights = new Set<string>();
   /** Manifests and configs read from the registry, by reference; dropped when this run writes the tag. */
   private readonly images = new Map<string, Promise<RemoteImage | undefined>>();
+  /**
+   * Layers this run uploaded itself: the registry has them, but docker push does
+   * not know that and would compress and upload them again.
+   */
+  private readonly directLayers = new Set<string>();
 
   constructor(
     private readonly docker: Docker,
@@ -132,10 +137,12 @@ export class CacheOps {
         choice === 'auto' ? this.docker.historySizes(local) : undefined,
         this.knownBlobs(ref, sources),
       ]);
-      if (chooseUploader(choice, diffIds, new Set(known.keys()), sizes) === 'direct') {
+      const knownToEngine = new Set([...known.keys()].filter((d) => !this.directLayers.has(d)));
+      if (chooseUploader(choice, diffIds, knownToEngine, sizes) === 'direct') {
         this.forget(ref);
         try {
           const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs);
+          for (const diffId of pushed.encodedDiffIds) this.directLayers.add(diffId);
           return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes };
         } catch (error) {
           this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);

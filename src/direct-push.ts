@@ -25,6 +25,8 @@ export interface DirectPushResult {
   readonly uploadedLayers: number;
   readonly uploadedBytes: number;
   readonly rawBytes: number;
+  /** diff_ids of the layers this upload encoded itself (blobs docker push does not know). */
+  readonly encodedDiffIds: readonly string[];
 }
 
 const GZIP_LAYER = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
@@ -64,6 +66,7 @@ export async function pushImageDirect(
   const saving = deps.docker.save(local, timeoutMs);
   const metadata = new Map<string, Buffer>();
   const layers = new Map<string, Placed>();
+  const encodedDiffIds: string[] = [];
   let uploadedBytes = 0;
 
   /** Streams one layer to the registry as it is encoded; drops the upload if the registry turns out to have it. */
@@ -77,6 +80,7 @@ export async function pushImageDirect(
     });
     const encoded = encoding.result();
     if (uploaded) uploadedBytes += encoded.size;
+    if (!reuse) encodedDiffIds.push(encoded.diffId);
     return { blob: reuse ?? { digest: encoded.digest, size: encoded.size, mediaType: GZIP_LAYER }, uploaded, rawBytes: encoded.rawSize };
   };
 
@@ -123,7 +127,7 @@ export async function pushImageDirect(
       layers: descriptors.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
     };
     await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType: DOCKER_MANIFEST, digest: '' });
-    return { layers: descriptors.length, uploadedLayers, uploadedBytes, rawBytes };
+    return { layers: descriptors.length, uploadedLayers, uploadedBytes, rawBytes, encodedDiffIds };
   } catch (error) {
     saving.kill();
     await saving.done.catch(() => undefined);

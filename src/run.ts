@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { buildStageByStage, buildTargetThenExport, type StrategyContext } from './build-strategies.js';
+import { buildProbeThenStages, buildStageByStage, type StrategyContext } from './build-strategies.js';
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
@@ -176,10 +176,10 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, timed };
-  // BuildKit: one target build, changed stages exported as they finish; classic: stage by stage (it needs the caches pulled).
-  report.strategy = plan.builder === 'buildkit' ? 'target-then-export' : 'stage-by-stage';
+  // BuildKit: probe with the target build, then the changed stages (independent ones in parallel); classic: stage by stage.
+  report.strategy = plan.builder === 'buildkit' ? 'probe-then-stages' : 'stage-by-stage';
   log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
-  const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
+  const outcome = plan.builder === 'buildkit' ? await buildProbeThenStages(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;
   const target = plan.stages[plan.stages.length - 1];
   // The deploy push runs beside the cache pushes; it shares their layers.
