@@ -6,7 +6,7 @@ import { RegistryError, type RegistryApi } from './registry.js';
 
 type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
-import { repairInlineCache } from './inline-cache.js';
+import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
 import { type KnownBlob, pushImageDirect } from './direct-push.js';
 import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
@@ -195,12 +195,16 @@ export class CacheOps {
    * from. Best effort: returns how many records were repaired (0 on any failure).
    */
   async repairInlineCache(pushed: ImageRef, sources: readonly ImageRef[]): Promise<number> {
-    if (sources.length === 0 || this.isDown(pushed)) return 0;
+    if (this.isDown(pushed)) return 0;
     try {
       const image = await this.image(pushed);
       if (!image) return 0;
       const sourceImages = await Promise.all(sources.map((s) => this.image(s)));
-      const repaired = repairInlineCache(image.config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
+      const fromSources = repairInlineCache(image.config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
+      const fromChain = inferChainLinks(fromSources?.config ?? image.config);
+      const repaired = fromChain
+        ? { config: fromChain.config, repaired: fromChain.repaired + (fromSources?.repaired ?? 0) }
+        : fromSources;
       if (!repaired) return 0;
       const bytes = Buffer.from(JSON.stringify(repaired.config));
       const digest = await this.registry.pushBlob(pushed, bytes);

@@ -82,7 +82,7 @@ export async function pushStageCache(
         if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
         if (repairSources) {
           const repaired = await ops.repairInlineCache(write.ref, sources);
-          if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped for cached steps`);
+          if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);
         }
       }
       pushedAs ??= write;

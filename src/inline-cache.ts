@@ -65,3 +65,57 @@ export function repairInlineCache(target: ImageConfig, sources: readonly ImageCo
   if (repaired === 0) return undefined;
   return { config: { ...target, [INLINE_CACHE_KEY]: Buffer.from(JSON.stringify(own)).toString('base64') }, repaired };
 }
+
+interface InputRef {
+  link?: number;
+}
+
+/**
+ * Fills links the engine dropped from the image's own chain of steps, where the
+ * layer arithmetic leaves no choice. Each step adds at most one layer on top of
+ * its first input (the filesystem it ran on). If a linked step at layer m sits j
+ * unlinked steps above a linked step at layer k, and m - k = j + 1, every step in
+ * between added exactly one layer, so the i-th of them is at layer k + i. The
+ * assumption is checked on the image's own linked pairs first (each must differ by
+ * 0 or 1, else nothing is inferred); chains through a step with several possible
+ * inputs, or down to the base image (whose layer count the records do not give),
+ * are left alone. Seen on the 20.10 engine: a cold build whose own records lacked
+ * the links of COPY deps and RUN deps (layers 3 and 4) between WORKDIR (2) and
+ * COPY src (5); the next source change then re-ran the 8 s step.
+ */
+export function inferChainLinks(target: ImageConfig): { config: ImageConfig; repaired: number } | undefined {
+  const own = records(target);
+  const layerCount = target.rootfs?.diff_ids?.length ?? 0;
+  if (!own) return undefined;
+  const layerOf = (r: CacheRecord | undefined): number | undefined => (r?.layers && r.layers.length > 0 ? r.layers[0]?.layer : undefined);
+  const parentOf = (r: CacheRecord): CacheRecord | undefined => {
+    const first = (r.inputs as InputRef[][] | undefined)?.[0];
+    const link = first?.length === 1 ? first[0]?.link : undefined;
+    return link === undefined ? undefined : own[link];
+  };
+  for (const record of own) {
+    const mine = layerOf(record);
+    const below = layerOf(parentOf(record));
+    if (mine !== undefined && below !== undefined && (mine - below < 0 || mine - below > 1)) return undefined;
+  }
+  let repaired = 0;
+  for (const top of own) {
+    const m = layerOf(top);
+    if (m === undefined) continue;
+    const unlinked: CacheRecord[] = [];
+    let current = parentOf(top);
+    while (current && layerOf(current) === undefined && !unlinked.includes(current)) {
+      unlinked.push(current);
+      current = parentOf(current);
+    }
+    const k = layerOf(current);
+    if (k === undefined || unlinked.length === 0 || m - k !== unlinked.length + 1 || m >= layerCount) continue;
+    const createdAt = top.layers?.[0]?.createdAt;
+    unlinked.reverse().forEach((record, i) => {
+      record.layers = [{ layer: k + 1 + i, ...(createdAt ? { createdAt } : {}) }];
+      repaired++;
+    });
+  }
+  if (repaired === 0) return undefined;
+  return { config: { ...target, [INLINE_CACHE_KEY]: Buffer.from(JSON.stringify(own)).toString('base64') }, repaired };
+}

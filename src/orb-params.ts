@@ -81,6 +81,8 @@ export function argsFromOrbParams(env: OrbEnvironment): string[] {
   add('--cache-repo', p.PARAM_CACHE_REPO);
   const buildkit = present(p.PARAM_BUILDKIT)?.toLowerCase();
   if (buildkit !== undefined && buildkit !== 'auto') args.push('--builder', orbBoolean(buildkit, false) ? 'buildkit' : 'classic');
+  const upload = present(p.PARAM_CACHE_UPLOAD)?.toLowerCase();
+  if (upload !== undefined && upload !== 'auto') args.push('--cache-upload', upload);
   const reportDir = present(p.PARAM_REPORT_DIR);
   if (reportDir !== undefined) args.push('--report', `${reportDir}/docker-build-report.json`, '--report-md', `${reportDir}/docker-build-report.md`);
   if (!orbBoolean(p.PARAM_DEPLOY, true) || env.readOnly) args.push('--no-push');

@@ -122,7 +122,7 @@ export interface Report {
   builder: string;
   retries: number;
   warnings: string[];
-  stages: { stage: string; cacheUsed: { scope: string; branch: string | null; ref: string } | null; steps: { cached: number; total: number } | null; status: string; cachePush: { ref: string; action: string }[] }[];
+  stages: { stage: string; cacheUsed: { scope: string; branch: string | null; ref: string } | null; steps: { cached: number; total: number } | null; status: string; cachePush: { ref: string; action: string; message?: string }[]; mbPushed: number | null }[];
   deploy: { ref: string; action: string }[];
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { INLINE_CACHE_KEY, repairInlineCache, type ImageConfig } from '../../src/inline-cache.ts';
+import { INLINE_CACHE_KEY, inferChainLinks, repairInlineCache, type ImageConfig } from '../../src/inline-cache.ts';
 
 const encode = (records: unknown[]): string => Buffer.from(JSON.stringify(records)).toString('base64');
 const decode = (config: ImageConfig): { digest: string; layers?: { layer: number }[] }[] => JSON.parse(Buffer.from(String(config[INLINE_CACHE_KEY]), 'base64').toString('utf8'));
@@ -43,5 +43,57 @@ describe('repairInlineCache', () => {
   it('returns nothing when no record needs or gets repair', () => {
     assert.equal(repairInlineCache(source, [source]), undefined);
     assert.equal(repairInlineCache({ rootfs: { diff_ids: [] } }, [source]), undefined);
+  });
+});
+
+describe('inferChainLinks', () => {
+  const diffIds = ['base0', 'base1', 'workdir', 'copy-deps', 'run-deps', 'copy-src', 'run-src'];
+  // The records of a cold build as the 20.10 engine wrote them: COPY deps and RUN deps lost their links.
+  const holes = [
+    { digest: 'k-workdir', layers: [{ layer: 2 }], inputs: [[{ link: 3 }, { link: 7 }]] },
+    { digest: 'k-copy-deps', inputs: [[{ link: 0 }], [{ link: 2 }]] },
+    { digest: 'k-context' },
+    { digest: 'k-base' },
+    { digest: 'k-run-src', layers: [{ layer: 6, createdAt: 't6' }], inputs: [[{ link: 5 }]] },
+    { digest: 'k-copy-src', layers: [{ layer: 5, createdAt: 't5' }], inputs: [[{ link: 8 }], [{ link: 6 }]] },
+    { digest: 'k-context2' },
+    { digest: 'k-base-alt' },
+    { digest: 'k-run-deps', inputs: [[{ link: 1 }]] },
+  ];
+  const config = (records: unknown[], layers = diffIds): ImageConfig => ({ rootfs: { diff_ids: layers }, [INLINE_CACHE_KEY]: encode(records) });
+  const linkOf = (cfg: ImageConfig | undefined, digest: string): number | undefined => decode(cfg ?? {}).find((r) => r.digest === digest)?.layers?.[0]?.layer;
+
+  it('fills holes that the layer arithmetic forces (two steps between layer 2 and layer 5 are 3 and 4)', () => {
+    const result = inferChainLinks(config(holes));
+    assert.equal(result?.repaired, 2);
+    assert.equal(linkOf(result?.config, 'k-copy-deps'), 3);
+    assert.equal(linkOf(result?.config, 'k-run-deps'), 4);
+    assert.equal(linkOf(result?.config, 'k-workdir'), 2, 'existing links kept');
+    assert.equal(linkOf(result?.config, 'k-base'), undefined, 'the base image record is not guessed');
+  });
+
+  it('infers nothing when a step between could have added no layer (the gap is smaller than the steps)', () => {
+    const records = structuredClone(holes);
+    (records[5] as { layers: { layer: number }[] }).layers = [{ layer: 4 }];
+    (records[4] as { layers: { layer: number }[] }).layers = [{ layer: 5 }];
+    assert.equal(inferChainLinks(config(records)), undefined);
+  });
+
+  it('infers nothing when the image contradicts the one-layer-per-step rule', () => {
+    const records = structuredClone(holes);
+    (records[4] as { layers: { layer: number }[] }).layers = [{ layer: 6 }];
+    (records[5] as { layers: { layer: number }[] }).layers = [{ layer: 3 }];
+    assert.equal(inferChainLinks(config(records)), undefined, 'run-src is 3 layers above copy-src: the rule does not hold here');
+  });
+
+  it('does not walk through a step with several possible inputs, nor down to the base image', () => {
+    const records = [
+      { digest: 'k-base' },
+      { digest: 'k-a', inputs: [[{ link: 0 }]] },
+      { digest: 'k-b', layers: [{ layer: 1 }], inputs: [[{ link: 1 }]] },
+      { digest: 'k-c', inputs: [[{ link: 2 }, { link: 0 }]] },
+      { digest: 'k-d', layers: [{ layer: 3 }], inputs: [[{ link: 3 }]] },
+    ];
+    assert.equal(inferChainLinks(config(records, ['l0', 'l1', 'l2', 'l3'])), undefined);
   });
 });
