@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseBuildOutput } from '../../src/build-output.ts';
+import { CacheOps } from '../../src/cache-ops.ts';
+import { Docker } from '../../src/docker.ts';
+import { execaRunner } from '../../src/exec.ts';
+import { parseImageRef } from '../../src/image-ref.ts';
+import { INLINE_CACHE_KEY } from '../../src/inline-cache.ts';
+import { consoleLogger } from '../../src/log.ts';
+import { httpRegistry } from '../../src/registry.ts';
+import { BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
+
+interface CacheRecord {
+  digest: string;
+  layers?: { layer: number }[];
+}
+
+const registry = httpRegistry({ timeoutMs: 30_000, credentials: async () => undefined });
+
+/** Steps of the builder and deps stages that a fresh engine serves from `cacheRef`. */
+function cachedSteps(app: string, cacheRef: string): number {
+  wipeEngine();
+  const built = spawnSync(BUILDKIT_CLI, ['build', '--target', 'builder', '--cache-from', cacheRef, '-t', 'drc-test/repair:probe', '.'], {
+    cwd: app, encoding: 'utf8', env: { ...process.env, DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' }, timeout: 300_000,
+  });
+  assert.equal(built.status, 0, built.stderr.slice(-2000));
+  return parseBuildOutput(`${built.stdout}${built.stderr}`, 'buildkit').filter((s) => s.cached && !/^FROM\b/i.test(s.instruction)).length;
+}
+
+/** Copies `from` to `to` with the layer links of `strip` removed (what the 20.10 engine sometimes writes). */
+async function copyWithoutLinks(from: string, to: string, strip: (records: CacheRecord[]) => CacheRecord[]): Promise<number> {
+  const image = await registry.image(parseImageRef(from));
+  const records = JSON.parse(Buffer.from(String(image.config[INLINE_CACHE_KEY]), 'base64').toString('utf8')) as CacheRecord[];
+  const stripped = strip(records);
+  for (const record of stripped) delete record.layers;
+  const config = Buffer.from(JSON.stringify({ ...image.config, [INLINE_CACHE_KEY]: Buffer.from(JSON.stringify(records)).toString('base64') }));
+  const target = parseImageRef(to);
+  const digest = await registry.pushBlob(target, config);
+  const manifest = JSON.parse(image.manifest.body.toString('utf8')) as { config: { digest: string; size: number } };
+  manifest.config = { ...manifest.config, digest, size: config.length };
+  await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest)), mediaType: image.manifest.mediaType, digest: '' });
+  return stripped.length;
+}
+
+describe('filling inline-cache links the engine dropped, on the real engine', { timeout: 600_000 }, () => {
+  const repo = uniqueRepo('holes');
+  const app = smallApp({ depsSleep: 2 });
+  before(() => ensureTestEnv());
+  after(() => cleanup(app));
+
+  it('an image with two links missing in the middle of its chain serves as well as the intact one once filled', async () => {
+    wipeEngine();
+    const cold = await runHelper([`${repo}:v1`, '--docker', BUILDKIT_CLI, '--branch', 'main', '--no-push'], { cwd: app, env: { DOCKER_BUILDKIT: '1' } });
+    assert.equal(cold.code, 0, cold.stderr.slice(-2000));
+    // Two adjacent linked steps with linked steps right below and above them: their links are forced.
+    const stripped = await copyWithoutLinks(`${repo}:main__builder`, `${repo}:holes`, (records) => {
+      const byLayer = new Map(records.flatMap((r) => (r.layers?.[0] ? [[r.layers[0].layer, r] as const] : [])));
+      const k = [...byLayer.keys()].sort((a, b) => b - a).find((l) => [1, 2, 3].every((d) => byLayer.has(l + d)));
+      assert.ok(k !== undefined, `four linked layers in a row: ${[...byLayer.keys()].join(',')}`);
+      return [byLayer.get(k + 1), byLayer.get(k + 2)].filter((r): r is CacheRecord => r !== undefined);
+    });
+    assert.equal(stripped, 2);
+
+    appendFileSync(join(app, 'src', 'main.txt'), 'a source change\n');
+    const intact = cachedSteps(app, `${repo}:main__builder`);
+    const holed = cachedSteps(app, `${repo}:holes`);
+    assert.ok(holed < intact, `the holes cost cache hits: ${holed} vs ${intact} steps cached`);
+
+    const ops = new CacheOps(new Docker(BUILDKIT_CLI, execaRunner), registry, consoleLogger({ verbose: false, write: () => undefined }), { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
+    assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes`), []), 2, 'both links filled, from the image alone');
+    assert.equal(cachedSteps(app, `${repo}:holes`), intact, 'the filled image serves the same steps as the intact one');
+  });
+});
