@@ -194,14 +194,14 @@ export class CacheOps {
    * steps (see inline-cache.ts), taking them from the images the build's hits came
    * from. Best effort: returns how many records were repaired (0 on any failure).
    */
-  async repairInlineCache(pushed: ImageRef, sources: readonly ImageRef[]): Promise<number> {
+  async repairInlineCache(pushed: ImageRef, sources: readonly ImageRef[], base?: ImageRef): Promise<number> {
     if (this.isDown(pushed)) return 0;
     try {
       const image = await this.image(pushed);
       if (!image) return 0;
       const sourceImages = await Promise.all(sources.map((s) => this.image(s)));
       const fromSources = repairInlineCache(image.config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
-      const fromChain = inferChainLinks(fromSources?.config ?? image.config);
+      const fromChain = inferChainLinks(fromSources?.config ?? image.config, await this.baseLayerCount(image.config, base));
       const repaired = fromChain
         ? { config: fromChain.config, repaired: fromChain.repaired + (fromSources?.repaired ?? 0) }
         : fromSources;
@@ -218,6 +218,15 @@ export class CacheOps {
       this.log.debug(`inline cache repair of ${formatRef(pushed)} skipped: ${(error as Error).message}`);
       return 0;
     }
+  }
+
+  /** How many layers the base image has, if this image's first layers are exactly the base's. */
+  private async baseLayerCount(config: Record<string, unknown>, base: ImageRef | undefined): Promise<number | undefined> {
+    if (!base) return undefined;
+    const ours = (config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
+    const theirs = (await this.image(base))?.config.rootfs as { diff_ids?: string[] } | undefined;
+    const baseIds = theirs?.diff_ids ?? [];
+    return baseIds.length > 0 && baseIds.length <= ours.length && baseIds.every((d, i) => d === ours[i]) ? baseIds.length : undefined;
   }
 
   /** How long each step of a remote image took when it was built (from its history). */

@@ -81,7 +81,7 @@ export async function pushStageCache(
         const bytes = pushed.uploadedBytes ?? (await ops.newLayerBytes(write.ref, sources));
         if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
         if (repairSources) {
-          const repaired = await ops.repairInlineCache(write.ref, sources);
+          const repaired = await ops.repairInlineCache(write.ref, sources, stage.baseImage);
           if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);
         }
       }

@@ -78,20 +78,29 @@ interface InputRef {
  * between added exactly one layer, so the i-th of them is at layer k + i. The
  * assumption is checked on the image's own linked pairs first (each must differ by
  * 0 or 1, else nothing is inferred); chains through a step with several possible
- * inputs, or down to the base image (whose layer count the records do not give),
- * are left alone. Seen on the 20.10 engine: a cold build whose own records lacked
+ * inputs are left alone, and a chain reaches down to the base image only when the
+ * caller gives its layer count (checked against this image's first layers). Seen on the 20.10 engine: a cold build whose own records lacked
  * the links of COPY deps and RUN deps (layers 3 and 4) between WORKDIR (2) and
  * COPY src (5); the next source change then re-ran the 8 s step.
  */
-export function inferChainLinks(target: ImageConfig): { config: ImageConfig; repaired: number } | undefined {
+export function inferChainLinks(target: ImageConfig, baseLayers?: number): { config: ImageConfig; repaired: number } | undefined {
   const own = records(target);
   const layerCount = target.rootfs?.diff_ids?.length ?? 0;
   if (!own) return undefined;
-  const layerOf = (r: CacheRecord | undefined): number | undefined => (r?.layers && r.layers.length > 0 ? r.layers[0]?.layer : undefined);
+  // The FROM image: a record without inputs under a step's filesystem. Its result is the
+  // base's layers, when the caller has checked how many there are.
+  const base: CacheRecord = { digest: '(base image)' };
+  const isSource = (r: CacheRecord | undefined): boolean => r !== undefined && (!r.inputs || (r.inputs as unknown[]).length === 0);
+  const layerOf = (r: CacheRecord | undefined): number | undefined => {
+    if (r === base) return baseLayers !== undefined && baseLayers > 0 ? baseLayers - 1 : undefined;
+    return r?.layers && r.layers.length > 0 ? r.layers[0]?.layer : undefined;
+  };
   const parentOf = (r: CacheRecord): CacheRecord | undefined => {
-    const first = (r.inputs as InputRef[][] | undefined)?.[0];
-    const link = first?.length === 1 ? first[0]?.link : undefined;
-    return link === undefined ? undefined : own[link];
+    const first = (r.inputs as InputRef[][] | undefined)?.[0] ?? [];
+    const candidates = first.map((alt) => (alt.link === undefined ? undefined : own[alt.link]));
+    if (candidates.length === 0 || candidates.some((c) => c === undefined)) return undefined;
+    if (candidates.every(isSource)) return base;
+    return candidates.length === 1 ? candidates[0] : undefined;
   };
   for (const record of own) {
     const mine = layerOf(record);

@@ -29,6 +29,8 @@ export interface PlannedStage {
   readonly localRef: ImageRef;
   /** Keys of the planned stages this one needs, directly or not. */
   readonly needs: readonly string[];
+  /** The image at the bottom of its FROM chain, when known (anchors inline-cache repair). */
+  readonly baseImage: ImageRef | undefined;
 }
 
 export interface Plan {
@@ -54,6 +56,8 @@ export interface StageInput {
   readonly deps: readonly string[];
   /** True for the Dockerfile's last stage. */
   readonly isLast: boolean;
+  /** The image at the bottom of the stage's FROM chain (through other stages), when known. */
+  readonly baseImage?: ImageRef | undefined;
 }
 
 export interface PlanInput {
@@ -133,6 +137,7 @@ export function makePlan(input: PlanInput): Plan {
         tag: `run-${input.runId}${cacheTag(null, stage.key, false)}`,
       },
       needs: planned.map((s) => s.key).filter((k) => closure(stage.key).has(k)),
+      baseImage: stage.baseImage,
     };
   });
 

@@ -3,10 +3,10 @@ import { buildProbeThenStages, buildStageByStage, type StrategyContext } from '.
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
-import { findStage, parseDockerfile, stagesFor } from './dockerfile.js';
+import { type Dockerfile, findStage, parseDockerfile, type Stage, stagesFor } from './dockerfile.js';
 import { ExitCode, tail, UserError, inputError } from './errors.js';
 import type { Runner } from './exec.js';
-import { formatRef, parseImageRef } from './image-ref.js';
+import { formatRef, type ImageRef, parseImageRef } from './image-ref.js';
 import { savedSeconds } from './history.js';
 import { pullResolved, resolve } from './resolve.js';
 import { deploy, login } from './deploy.js';
@@ -67,7 +67,20 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
     named: s.name !== undefined,
     deps: s.deps.map(keyOf),
     isLast: s === last,
+    baseImage: rootImage(dockerfile, s),
   }));
+}
+
+/** The image at the bottom of a stage's FROM chain, if it parses as a reference (not scratch). */
+function rootImage(dockerfile: Dockerfile, stage: Stage): ImageRef | undefined {
+  let current: Stage | undefined = stage;
+  for (let hops = 0; current && current.baseStage !== undefined && hops <= dockerfile.stages.length; hops++) current = dockerfile.stages[current.baseStage];
+  if (!current || current.baseStage !== undefined || current.base.toLowerCase() === 'scratch') return undefined;
+  try {
+    return parseImageRef(current.base);
+  } catch {
+    return undefined;
+  }
 }
 
 async function findBranch(options: Options, deps: RunDeps): Promise<string | undefined> {

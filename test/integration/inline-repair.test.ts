@@ -11,7 +11,7 @@ import { parseImageRef } from '../../src/image-ref.ts';
 import { INLINE_CACHE_KEY } from '../../src/inline-cache.ts';
 import { consoleLogger } from '../../src/log.ts';
 import { httpRegistry } from '../../src/registry.ts';
-import { BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 interface CacheRecord {
   digest: string;
@@ -72,5 +72,22 @@ describe('filling inline-cache links the engine dropped, on the real engine', { 
     const ops = new CacheOps(new Docker(BUILDKIT_CLI, execaRunner), registry, consoleLogger({ verbose: false, write: () => undefined }), { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
     assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes`), []), 2, 'both links filled, from the image alone');
     assert.equal(cachedSteps(app, `${repo}:holes`), intact, 'the filled image serves the same steps as the intact one');
+  });
+
+  it('links missing right above the base image are filled when the base layer count anchors them', async () => {
+    const base = await registry.image(parseImageRef(BASE_IMAGE));
+    const baseLayers = ((base.config.rootfs as { diff_ids?: string[] }).diff_ids ?? []).length;
+    // The three steps right above the base, so the last hit of a source change is unlinked (as the engine left 1 of 3 cold benchmark images).
+    const stripped = await copyWithoutLinks(`${repo}:main__builder`, `${repo}:holes-at-base`, (records) =>
+      records.filter((r) => r.layers?.[0] !== undefined && r.layers[0].layer >= baseLayers && r.layers[0].layer <= baseLayers + 2),
+    );
+    assert.equal(stripped, 3);
+    const intact = cachedSteps(app, `${repo}:main__builder`);
+    const holed = cachedSteps(app, `${repo}:holes-at-base`);
+    assert.ok(holed < intact, `the holes cost cache hits: ${holed} vs ${intact} steps cached`);
+    const ops = new CacheOps(new Docker(BUILDKIT_CLI, execaRunner), registry, consoleLogger({ verbose: false, write: () => undefined }), { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
+    assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes-at-base`), []), 0, 'without the base, nothing is forced');
+    assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes-at-base`), [], parseImageRef(BASE_IMAGE)), 3);
+    assert.equal(cachedSteps(app, `${repo}:holes-at-base`), intact, 'the filled image serves the same steps as the intact one');
   });
 });

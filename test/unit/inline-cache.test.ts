@@ -96,4 +96,17 @@ describe('inferChainLinks', () => {
     ];
     assert.equal(inferChainLinks(config(records, ['l0', 'l1', 'l2', 'l3'])), undefined);
   });
+
+  it('reaches down to the base image when its layer count is given (checked by the caller against the first layers)', () => {
+    // Seen in a final benchmark run: WORKDIR, COPY deps and RUN deps all unlinked, right above a 2-layer base.
+    const records = structuredClone(holes);
+    delete (records[0] as { layers?: unknown }).layers;
+    assert.equal(inferChainLinks(config(records)), undefined, 'without the base layer count, nothing is forced');
+    const result = inferChainLinks(config(records), 2);
+    assert.equal(result?.repaired, 3);
+    assert.deepEqual(['k-workdir', 'k-copy-deps', 'k-run-deps'].map((d) => linkOf(result?.config, d)), [2, 3, 4]);
+    assert.equal(inferChainLinks(config(records), 3), undefined, 'a wrong base count does not add up, so nothing is filled');
+    const linked = structuredClone(holes);
+    assert.equal(inferChainLinks(config(linked), 4), undefined, 'a base count that contradicts an existing link stops the inference');
+  });
 });
