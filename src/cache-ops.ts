@@ -130,10 +130,10 @@ export class CacheOps {
    * faster (upload-choice.ts), else (or if it fails) tag + docker push.
    * `sources` are registry images whose layers the registry already has.
    */
-  async pushCache(local: string, ref: ImageRef, sources: readonly ImageRef[], choice: UploadChoice): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
+  async pushCache(local: string, ref: ImageRef, sources: readonly ImageRef[], choice: UploadChoice, localDiffIds?: readonly string[]): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
     if (choice !== 'engine' && !this.isDown(ref) && !this.cannotPush(ref)) {
       const [diffIds, sizes, known] = await Promise.all([
-        choice === 'auto' ? this.docker.diffIds(local) : undefined,
+        choice === 'auto' ? (localDiffIds ?? this.docker.diffIds(local)) : undefined,
         choice === 'auto' ? this.docker.historySizes(local) : undefined,
         this.knownBlobs(ref, sources),
       ]);

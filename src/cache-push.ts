@@ -40,8 +40,11 @@ export async function pushStageCache(
   if (stage.writes.length === 0) return undefined;
   const local = formatRef(stage.localRef);
   let unchanged = knownUnchanged && source !== undefined;
+  // Read once: the unchanged check and the uploader choice both need the local layers.
+  let localLayers: string[] | undefined;
   if (!unchanged && source) {
-    const [localLayers, remoteLayers] = await Promise.all([docker.diffIds(local), ops.remoteDiffIds(source.ref)]);
+    const [local_, remoteLayers] = await Promise.all([docker.diffIds(local), ops.remoteDiffIds(source.ref)]);
+    localLayers = local_;
     unchanged = sameLayers(localLayers, remoteLayers);
   }
   let pushedAs: CacheCandidate | undefined;
@@ -72,7 +75,7 @@ export async function pushStageCache(
       }
     }
     const sources = repairSources ? await repairSources() : source ? [source.ref] : [];
-    const pushed = await ops.pushCache(local, write.ref, sources, deps.upload);
+    const pushed = await ops.pushCache(local, write.ref, sources, deps.upload, localLayers);
     if (pushed.ok) {
       log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
       stageReport.cachePush.push({ ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' });

@@ -21,10 +21,7 @@ export interface KnownBlob {
 }
 
 export interface DirectPushResult {
-  readonly layers: number;
-  readonly uploadedLayers: number;
   readonly uploadedBytes: number;
-  readonly rawBytes: number;
   /** diff_ids of the layers this upload encoded itself (blobs docker push does not know). */
   readonly encodedDiffIds: readonly string[];
 }
@@ -51,8 +48,6 @@ async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
 
 interface Placed {
   readonly blob: KnownBlob;
-  readonly uploaded: boolean;
-  readonly rawBytes: number;
 }
 
 export async function pushImageDirect(
@@ -81,7 +76,7 @@ export async function pushImageDirect(
     const encoded = encoding.result();
     if (uploaded) uploadedBytes += encoded.size;
     if (!reuse) encodedDiffIds.push(encoded.diffId);
-    return { blob: reuse ?? { digest: encoded.digest, size: encoded.size, mediaType: GZIP_LAYER }, uploaded, rawBytes: encoded.rawSize };
+    return { blob: reuse ?? { digest: encoded.digest, size: encoded.size, mediaType: GZIP_LAYER } };
   };
 
   try {
@@ -91,7 +86,7 @@ export async function pushImageDirect(
       const ociDiffId = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(entry.name)?.[1];
       const reuse = ociDiffId ? known.get(`sha256:${ociDiffId}`) : undefined;
       if (reuse) {
-        layers.set(entry.name, { blob: reuse, uploaded: false, rawBytes: entry.size });
+        layers.set(entry.name, { blob: reuse });
         continue;
       }
       if (isMetadata(entry.name, entry.size)) metadata.set(entry.name, await collect(entry.body));
@@ -107,16 +102,12 @@ export async function pushImageDirect(
     if (!image || !config) throw new Error('docker save wrote no image config');
 
     const descriptors: KnownBlob[] = [];
-    let uploadedLayers = 0;
-    let rawBytes = 0;
     for (const path of image.Layers) {
       // Small layers were kept in memory with the metadata.
       const small = metadata.get(path);
       const placed = layers.get(path) ?? (small ? await place(once(small)) : undefined);
       if (!placed) throw new Error(`docker save did not write the layer ${path}`);
       descriptors.push(placed.blob);
-      if (placed.uploaded) uploadedLayers++;
-      rawBytes += placed.rawBytes;
     }
     const configDigest = await registry.pushBlob(target, config);
     if (configDigest !== `sha256:${createHash('sha256').update(config).digest('hex')}`) throw new Error('config digest mismatch');
@@ -127,7 +118,7 @@ export async function pushImageDirect(
       layers: descriptors.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
     };
     await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType: DOCKER_MANIFEST, digest: '' });
-    return { layers: descriptors.length, uploadedLayers, uploadedBytes, rawBytes, encodedDiffIds };
+    return { uploadedBytes, encodedDiffIds };
   } catch (error) {
     saving.kill();
     await saving.done.catch(() => undefined);
