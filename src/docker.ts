@@ -49,10 +49,13 @@ export class Docker {
   }
 
   async capabilities(timeoutMs: number): Promise<DockerCapabilities | RunResult> {
-    const version = await this.run(this.cli, ['version', '--format', '{{.Client.Version}} {{.Server.Version}}'], { timeoutMs });
+    // Asked at once: each CLI start costs tens of milliseconds on every run.
+    const [version, buildx] = await Promise.all([
+      this.run(this.cli, ['version', '--format', '{{.Client.Version}} {{.Server.Version}}'], { timeoutMs }),
+      this.run(this.cli, ['buildx', 'version'], { timeoutMs }),
+    ]);
     if (version.exitCode !== 0 || version.notFound) return version;
     const [clientVersion = '', serverVersion = ''] = version.stdout.trim().split(/\s+/);
-    const buildx = await this.run(this.cli, ['buildx', 'version'], { timeoutMs });
     return { clientVersion, serverVersion, hasBuildx: buildx.exitCode === 0 };
   }
 

@@ -162,7 +162,12 @@ export type Resolution = ReadonlyMap<string, readonly CacheCandidate[]>;
  * The `docker build` of one stage. `resolved` maps stage keys to the cache found
  * for them; `builtThisRun` lists stages already built by this run.
  */
-export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resolution, builtThisRun: ReadonlySet<string>): DockerInvocation {
+/**
+ * The docker build of one stage. `exportOnly`: the stage's steps already ran in
+ * this run's target build, so every step is a local hit and no cache source is
+ * needed (BuildKit).
+ */
+export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resolution, builtThisRun: ReadonlySet<string>, exportOnly = false): DockerInvocation {
   const args = ['build'];
   if (stage.targetArg !== undefined) args.push('--target', stage.targetArg);
   args.push('--tag', formatRef(stage.localRef));
@@ -170,7 +175,7 @@ export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resol
   // imported cache can carry thinner cache metadata (ENGINE.md), and an older,
   // fuller cache of another scope still serves the unchanged steps.
   const cacheFrom: string[] = [];
-  for (const key of [stage.key, ...stage.needs]) {
+  for (const key of exportOnly ? [] : [stage.key, ...stage.needs]) {
     for (const found of resolved.get(key) ?? []) cacheFrom.push(formatRef(found.ref));
   }
   if (plan.builder === 'classic') {
@@ -204,16 +209,25 @@ export function dryRunCommands(plan: Plan): { title: string; invocations: Docker
       invocations: plan.stages.flatMap((s) => (s.candidates[0] ? [{ args: ['pull', formatRef(s.candidates[0].ref)], env: {} }] : [])),
     });
   }
+  const target = plan.stages[plan.stages.length - 1];
+  if (plan.builder === 'buildkit' && target) {
+    // With a cache for every stage, BuildKit runs the target build once, then exports the stages whose steps ran.
+    phases.push({ title: `build ${target.key} (target) with every cache; stages whose steps all come from the cache are never exported`, invocations: [buildInvocation(plan, target, assumed, built)] });
+  }
   for (const stage of plan.stages) {
-    const invocations = [buildInvocation(plan, stage, assumed, built)];
+    const exportOnly = plan.builder === 'buildkit' && stage !== target;
+    if (plan.builder === 'buildkit' && stage === target) {
+      phases.push({ title: `push the cache of ${stage.key} (target)`, invocations: stage.writes.flatMap((write) => [{ args: ['tag', formatRef(stage.localRef), formatRef(write.ref)], env: {} }, { args: ['push', formatRef(write.ref)], env: {} }]) });
+      continue;
+    }
+    const invocations = [buildInvocation(plan, stage, assumed, built, exportOnly)];
     built.add(stage.key);
     for (const write of stage.writes) {
       invocations.push({ args: ['tag', formatRef(stage.localRef), formatRef(write.ref)], env: {} });
       invocations.push({ args: ['push', formatRef(write.ref)], env: {} });
     }
-    phases.push({ title: `build stage ${stage.key}${stage.isTarget ? ' (target)' : ''}, then push its cache`, invocations });
+    phases.push({ title: exportOnly ? `if a step of stage ${stage.key} ran: export it (every step a local hit), then push its cache` : `build stage ${stage.key}${stage.isTarget ? ' (target)' : ''}, then push its cache`, invocations });
   }
-  const target = plan.stages[plan.stages.length - 1];
   if (target) {
     phases.push({
       title: plan.push ? 'deploy' : 'tag (deploy push off)',

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { buildProbeThenStages, buildStageByStage, type StrategyContext } from './build-strategies.js';
+import { buildTargetThenExport, buildStageByStage, type StrategyContext } from './build-strategies.js';
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
@@ -189,10 +189,10 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, timed };
-  // BuildKit: probe with the target build, then the changed stages (independent ones in parallel); classic: stage by stage.
-  report.strategy = plan.builder === 'buildkit' ? 'probe-then-stages' : 'stage-by-stage';
+  // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
+  report.strategy = plan.builder === 'buildkit' ? 'target-then-export' : 'stage-by-stage';
   log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
-  const outcome = plan.builder === 'buildkit' ? await buildProbeThenStages(strategyContext) : await buildStageByStage(strategyContext);
+  const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;
   const target = plan.stages[plan.stages.length - 1];
   // The deploy push runs beside the cache pushes; it shares their layers.
@@ -200,6 +200,8 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report))
     : undefined;
 
+  // Reads cache image histories from the registry only: no need to wait for the pushes.
+  const savings = estimateSavings(report, ops);
   await timed('push caches', async () => {
     if (pushes.length === 0) log.info('no stage cache to write');
     const all = Promise.all(pushes);
@@ -215,8 +217,7 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     if (result === 'expired') log.warn(`cache pushes did not finish within ${graceMs / 1000}s of the signal; stopping anyway`);
   });
   const deployError = deploying ? await deploying : undefined;
-  await estimateSavings(report, ops);
-  await keepLocalImages(plan, built, deps);
+  await Promise.all([savings, keepLocalImages(plan, built, deps)]);
 
   if (deps.cancel.aborted) {
     report.outcome = 'interrupted';
@@ -265,12 +266,15 @@ async function estimateSavings(report: RunReport, ops: CacheOps): Promise<void> 
 
 /** Replaces the run-unique local tags with stable ones, so images stay for the next local build. */
 async function keepLocalImages(plan: Plan, built: ReadonlySet<string>, deps: RunDeps): Promise<void> {
-  for (const stage of plan.stages) {
-    if (!built.has(stage.key)) continue;
-    const local = formatRef(stage.localRef);
-    const stable = formatRef({ ...stage.localRef, tag: stage.localRef.tag.replace(/^run-[^_]*/, 'last') });
-    // Untag only once the stable tag holds the image: removing its last tag would delete it.
-    if ((await deps.docker.tag(local, stable)).exitCode === 0) await deps.docker.removeTag(local);
-  }
+  await Promise.all(
+    plan.stages
+      .filter((stage) => built.has(stage.key))
+      .map(async (stage) => {
+        const local = formatRef(stage.localRef);
+        const stable = formatRef({ ...stage.localRef, tag: stage.localRef.tag.replace(/^run-[^_]*/, 'last') });
+        // Untag only once the stable tag holds the image: removing its last tag would delete it.
+        if ((await deps.docker.tag(local, stable)).exitCode === 0) await deps.docker.removeTag(local);
+      }),
+  );
 }
 

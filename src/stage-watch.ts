@@ -49,6 +49,11 @@ export class StageWatcher {
     return { cached: own.filter((s) => s.state === 'cached').length, total: own.length };
   }
 
+  /** The stage of a step that ended in ERROR, if any. */
+  failedStage(): string | undefined {
+    return [...this.steps.values()].find((s) => s.state === 'error')?.stage;
+  }
+
   hasFinished(stage: string): boolean {
     return this.finished.has(stage);
   }

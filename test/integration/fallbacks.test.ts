@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { BUILDKIT_CLI, cleanup, ensureTestEnv, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
 
@@ -42,6 +44,61 @@ describe('fallbacks and failures on the real engine and registry', { timeout: 60
       assert.match(run.stderr, /error: the build of stage "final" failed/);
       assert.equal(run.report?.outcome, 'build-failed');
       assert.deepEqual(await registryTags(repo), ['__builder', '__deps', 'main__builder', 'main__deps']);
+    } finally {
+      cleanup(app);
+    }
+  });
+
+  it('with caches, when the final stage fails after a source change, the changed stage is exported from the one target build and its cache pushed', async () => {
+    const repo = uniqueRepo('failcached');
+    const app = smallApp();
+    try {
+      wipeEngine();
+      const seed = await runHelper([`${repo}:seed`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
+      assert.equal(seed.code, 0, explain(seed));
+      const dockerfile = join(app, 'Dockerfile');
+      writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replace('RUN cat /app/app.txt > /app/copy.txt', 'RUN echo "deliberate failure in the final stage" && exit 3'));
+      writeFileSync(join(app, 'src', 'main.txt'), 'v2\n');
+      wipeEngine();
+      const run = await runHelper([`${repo}:topic`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: app, env: BUILDKIT });
+      assert.equal(run.code, 6, explain(run));
+      assert.match(run.stderr, /deliberate failure in the final stage/);
+      assert.match(run.stderr, /error: the build of stage "final" failed/);
+      assert.equal(run.report?.strategy, 'target-then-export');
+      const byStage = new Map((run.report?.stages ?? []).map((s) => [s.stage, s]));
+      assert.equal(byStage.get('deps')?.status, 'cached', 'the unchanged stage is left alone');
+      assert.equal(byStage.get('builder')?.status, 'built');
+      assert.deepEqual(byStage.get('builder')?.steps, { cached: 1, total: 3 }, 'counted as the target build ran them (toolchain step cached)');
+      assert.equal(byStage.get('final')?.status, 'failed');
+      const tags = await registryTags(repo);
+      assert.ok(tags.includes('topic__builder'), `the changed stage's cache was pushed: ${tags.join(', ')}`);
+      assert.ok(!tags.includes('topic'), 'the failed final stage wrote no cache');
+    } finally {
+      cleanup(app);
+    }
+  });
+
+  it('with caches, when a non-target stage fails, the error names that stage and nothing after it is pushed', async () => {
+    const repo = uniqueRepo('failmiddle');
+    const app = smallApp();
+    try {
+      wipeEngine();
+      const seed = await runHelper([`${repo}:seed`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
+      assert.equal(seed.code, 0, explain(seed));
+      const dockerfile = join(app, 'Dockerfile');
+      writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replace('RUN mkdir -p /out && cat /src/*.txt', 'RUN echo "deliberate failure in the builder stage" && exit 4 && cat /src/*.txt'));
+      wipeEngine();
+      const run = await runHelper([`${repo}:topic`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: app, env: BUILDKIT });
+      assert.equal(run.code, 6, explain(run));
+      assert.match(run.stderr, /deliberate failure in the builder stage/);
+      assert.match(run.stderr, /error: the build of stage "builder" failed/);
+      const byStage = new Map((run.report?.stages ?? []).map((s) => [s.stage, s]));
+      assert.equal(byStage.get('deps')?.status, 'cached');
+      assert.equal(byStage.get('builder')?.status, 'failed');
+      assert.equal(byStage.get('final')?.status, 'not-built');
+      const tags = await registryTags(repo);
+      assert.ok(!tags.includes('topic__builder') && !tags.includes('topic'), `no cache of the failed or later stages: ${tags.join(', ')}`);
+      assert.ok(tags.includes('topic__deps'), 'the unchanged stage before it still got its branch tag (a manifest copy)');
     } finally {
       cleanup(app);
     }

@@ -121,6 +121,7 @@ export interface Report {
   exitCode: number;
   builder: string;
   retries: number;
+  strategy: string | null;
   warnings: string[];
   stages: { stage: string; cacheUsed: { scope: string; branch: string | null; ref: string } | null; steps: { cached: number; total: number } | null; status: string; cachePush: { ref: string; action: string; message?: string }[]; mbPushed: number | null }[];
   deploy: { ref: string; action: string }[];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatRef, parseImageRef } from '../../src/image-ref.ts';
-import { buildInvocation, type CacheCandidate, makePlan, type PlanInput } from '../../src/plan.ts';
+import { buildInvocation, type CacheCandidate, dryRunCommands, makePlan, type PlanInput } from '../../src/plan.ts';
 
 const STAGES = [
   { key: 'deps', named: true, deps: [], isLast: false },
@@ -120,5 +120,29 @@ describe('buildInvocation', () => {
   it('builds a stage with no cache found without any --cache-from', () => {
     const { args } = buildInvocation(plan, deps, new Map(), new Set());
     assert.ok(!args.includes('--cache-from'));
+  });
+
+  it('exports a stage the target build ran from local hits only: no --cache-from, inline cache kept, user args kept', () => {
+    const { args } = buildInvocation(plan, builder, resolved, new Set(['final']), true);
+    assert.deepEqual(args, ['build', '--target', 'builder', '--tag', 'drc.local/team/app:run-r1__builder', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '--build-arg', 'A=1', '--secret', 'id=x,src=y', '.']);
+  });
+});
+
+describe('dryRunCommands', () => {
+  it('BuildKit: the target build with every cache first, then an export and cache push per other stage, then deploy', () => {
+    const plan = makePlan(input({ branch: 'feature/x' }));
+    const titles = dryRunCommands(plan).map((p) => p.title);
+    assert.match(titles[1] ?? '', /^build final \(target\) with every cache/);
+    assert.deepEqual(titles.slice(2), [
+      'if a step of stage deps ran: export it (every step a local hit), then push its cache',
+      'if a step of stage builder ran: export it (every step a local hit), then push its cache',
+      'push the cache of final (target)',
+      'deploy',
+    ]);
+  });
+
+  it('classic: stage by stage, after pulling the caches', () => {
+    const plan = makePlan(input({ branch: 'feature/x', builder: 'classic' }));
+    assert.deepEqual(dryRunCommands(plan).map((p) => p.title.split(' (')[0]?.split(',')[0]), ['resolve', 'pull the caches found', 'build stage deps', 'build stage builder', 'build stage final', 'deploy']);
   });
 });
