@@ -1,6 +1,7 @@
 import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from './build-output.js';
 import type { CacheOps } from './cache-ops.js';
 import { pushStageCache } from './cache-push.js';
+import { checkpointLabels, CheckpointWatch, uploadCheckpoint } from './checkpoint.js';
 import { type Docker, displayInvocation } from './docker.js';
 import { tail, UserError } from './errors.js';
 import type { Logger } from './log.js';
@@ -49,6 +50,31 @@ function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: W
   const write = pushStageCache(stage, stageReport, ctx.resolved.get(stage.key)?.[0], ctx, knownUnchanged, ctx.plan.builder === 'buildkit' ? sources : undefined);
   written.set(stage.key, write);
   outcome.pushes.push(write.then(() => undefined));
+}
+
+/**
+ * Starts the early upload of each given stage's dependency layers once its build
+ * output shows the stage's checkpoint step DONE (checkpoint.ts).
+ */
+function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[], built: ReadonlySet<string>): (chunk: string) => void {
+  const watches = stages.flatMap((stage) => {
+    const labels = checkpointLabels(ctx.plan, stage);
+    const cacheRef = stage.writes[0]?.ref;
+    if (labels.length === 0 || !cacheRef) return [];
+    return [
+      new CheckpointWatch(labels, () => {
+        if (ctx.cancel.aborted) return;
+        const upload = uploadCheckpoint(ctx, stage, new Set(built)).then((bytes) => {
+          const stageReport = stageReportOf(ctx, stage);
+          if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
+        });
+        ctx.ops.awaitBeforePush(cacheRef, upload);
+      }),
+    ];
+  });
+  return (chunk) => {
+    for (const watch of watches) watch.feed(chunk);
+  };
 }
 
 /** BuildKit names unnamed stages stage-N; a one-stage file shows no name at all. */
@@ -121,9 +147,16 @@ export async function buildStageByStage(
     const stageReport = stageReportOf(ctx, stage);
     const invocation = buildInvocation(plan, stage, ctx.resolved, outcome.built, exportOnly);
     const output = parallel ? prefixedLines(`[${stage.key}] `, (text) => log.raw(text)) : { feed: (chunk: string) => log.raw(chunk), flush: () => undefined };
+    const watch = exportOnly ? () => undefined : checkpointWatches(ctx, [stage], outcome.built);
     const result = await ctx.timed(`${exportOnly ? 'export' : 'build'} ${stage.key}${stage.isTarget ? ' (target)' : ''}`, async () => {
       log.debug(displayInvocation(ctx.cli, invocation));
-      return ctx.docker.exec(invocation, { onOutput: output.feed, cancelSignal: ctx.cancel });
+      return ctx.docker.exec(invocation, {
+        onOutput: (chunk) => {
+          output.feed(chunk);
+          watch(chunk);
+        },
+        cancelSignal: ctx.cancel,
+      });
     });
     output.flush();
     // An export re-reads steps the target build ran: their counts and times are that build's.
@@ -234,12 +267,14 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   );
 
   const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built);
+  const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built);
   const result = await ctx.timed(`build ${target.key} (target) with every cache`, async () => {
     log.debug(displayInvocation(ctx.cli, invocation));
     return ctx.docker.exec(invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);
         watcher.feed(chunk);
+        watchCheckpoints(chunk);
       },
       cancelSignal: ctx.cancel,
     });

@@ -8,7 +8,7 @@ type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
 import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
-import { type KnownBlob, pushImageDirect } from './direct-push.js';
+import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
 import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
@@ -34,6 +34,8 @@ export class CacheOps {
    * not know that and would compress and upload them again.
    */
   private readonly directLayers = new Set<string>();
+  /** Layers uploaded ahead of their image (a stage's dependency part), by repository; pushes of that repository wait for them. */
+  private readonly early = new Map<string, { pending: Promise<unknown>[]; layers: Map<number, UploadedLayer> }>();
 
   constructor(
     private readonly docker: Docker,
@@ -131,18 +133,21 @@ export class CacheOps {
    * `sources` are registry images whose layers the registry already has.
    */
   async pushCache(local: string, ref: ImageRef, sources: readonly ImageRef[], choice: UploadChoice, localDiffIds?: readonly string[]): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
+    const early = this.early.get(repoKey(ref));
+    if (early) await Promise.all(early.pending);
     if (choice !== 'engine' && !this.isDown(ref) && !this.cannotPush(ref)) {
       const [diffIds, sizes, known] = await Promise.all([
         choice === 'auto' ? (localDiffIds ?? this.docker.diffIds(local)) : undefined,
         choice === 'auto' ? this.docker.historySizes(local) : undefined,
         this.knownBlobs(ref, sources),
       ]);
+      for (const layer of early?.layers.values() ?? []) known.set(layer.diffId, layer.blob);
       const knownToEngine = new Set([...known.keys()].filter((d) => !this.directLayers.has(d)));
       if (chooseUploader(choice, diffIds, knownToEngine, sizes) === 'direct') {
         this.forget(ref);
         try {
-          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs);
-          for (const diffId of pushed.encodedDiffIds) this.directLayers.add(diffId);
+          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers });
+          for (const layer of pushed.encoded) this.directLayers.add(layer.diffId);
           return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes };
         } catch (error) {
           this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
@@ -152,6 +157,43 @@ export class CacheOps {
     const tagged = await this.docker.tag(local, formatRef(ref));
     if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3), uploader: 'engine' };
     return { ...(await this.push(ref)), uploader: 'engine' };
+  }
+
+  /**
+   * Uploads the layers of a local image (no manifest, no tag) into the repository
+   * of `ref`, so that the image holding them is pushed later without them. Best-effort:
+   * on failure the later push simply uploads them. Returns the bytes uploaded.
+   */
+  async uploadLayersEarly(local: string, ref: ImageRef): Promise<number | undefined> {
+    if (this.isDown(ref) || this.cannotPush(ref)) return undefined;
+    const entry = this.earlyEntry(ref);
+    const upload = pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, new Map(), this.timeoutMs, { layersOnly: true }).then(
+      (pushed) => {
+        for (const layer of pushed.encoded) {
+          this.directLayers.add(layer.diffId);
+          entry.layers.set(layer.tarSize, layer);
+        }
+        return pushed.uploadedBytes;
+      },
+      (error: unknown) => {
+        this.log.info(`early upload for ${formatRef(ref)} failed (${firstLine((error as Error).message)}); the cache push will upload those layers`);
+        return undefined;
+      },
+    );
+    entry.pending.push(upload);
+    return upload;
+  }
+
+  /** Makes cache pushes into the repository of `ref` wait for `work` (an early upload about to start). */
+  awaitBeforePush(ref: ImageRef, work: Promise<unknown>): void {
+    this.earlyEntry(ref).pending.push(work);
+  }
+
+  private earlyEntry(ref: ImageRef): { pending: Promise<unknown>[]; layers: Map<number, UploadedLayer> } {
+    const key = repoKey(ref);
+    const entry = this.early.get(key) ?? { pending: [], layers: new Map<number, UploadedLayer>() };
+    this.early.set(key, entry);
+    return entry;
   }
 
   /** Layers (by diff_id) that registry images in the repository of `target` already hold. */
@@ -274,4 +316,8 @@ export class CacheOps {
 
 function firstLine(text: string): string {
   return (text.split('\n').find((l) => l.trim() !== '') ?? text).trim().slice(0, 200);
+}
+
+function repoKey(ref: ImageRef): string {
+  return `${ref.domain ?? 'docker.io'}/${ref.path}`;
 }

@@ -82,7 +82,8 @@ export async function pushStageCache(
       if (!pushedAs) {
         // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
         const bytes = pushed.uploadedBytes ?? (await ops.newLayerBytes(write.ref, sources));
-        if (bytes !== undefined) stageReport.mbPushed = bytes / 1e6;
+        // Added to what an early upload of the stage's dependency layers sent (checkpoint.ts).
+        if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
         if (repairSources) {
           const repaired = await ops.repairInlineCache(write.ref, sources, stage.baseImage);
           if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);

@@ -20,10 +20,37 @@ export interface KnownBlob {
   readonly mediaType: string;
 }
 
+/** A layer this run uploaded itself, with the size of its uncompressed tar (how docker save lists it). */
+export interface UploadedLayer {
+  readonly diffId: string;
+  readonly tarSize: number;
+  readonly blob: KnownBlob;
+}
+
 export interface DirectPushResult {
   readonly uploadedBytes: number;
-  /** diff_ids of the layers this upload encoded itself (blobs docker push does not know). */
-  readonly encodedDiffIds: readonly string[];
+  /** Layers this upload encoded itself (blobs docker push does not know). */
+  readonly encoded: readonly UploadedLayer[];
+}
+
+export interface DirectPushOptions {
+  /** Upload the layers only: no config, no manifest, no tag (an early upload of part of an image). */
+  readonly layersOnly?: boolean;
+  /**
+   * Layers uploaded earlier in this run, by tar size. docker save names layers by an
+   * ID that says nothing about their content, so a layer of that exact size is read
+   * without encoding or uploading, and used only if its digest proves it the same.
+   */
+  readonly earlier?: ReadonlyMap<number, UploadedLayer>;
+}
+
+/** Layers smaller than this are encoded as usual: cheap, and their sizes collide more often. */
+const MATCH_BY_SIZE_MIN = 1 << 20;
+
+async function digestOf(body: AsyncIterable<Buffer>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body) hash.update(chunk);
+  return `sha256:${hash.digest('hex')}`;
 }
 
 const GZIP_LAYER = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
@@ -56,16 +83,17 @@ export async function pushImageDirect(
   target: ImageRef,
   known: ReadonlyMap<string, KnownBlob>,
   timeoutMs: number,
+  options: DirectPushOptions = {},
 ): Promise<DirectPushResult> {
   const { registry } = deps;
   const saving = deps.docker.save(local, timeoutMs);
   const metadata = new Map<string, Buffer>();
   const layers = new Map<string, Placed>();
-  const encodedDiffIds: string[] = [];
+  const encoded: UploadedLayer[] = [];
   let uploadedBytes = 0;
 
   /** Streams one layer to the registry as it is encoded; drops the upload if the registry turns out to have it. */
-  const place = async (body: AsyncIterable<Buffer>): Promise<Placed> => {
+  const place = async (body: AsyncIterable<Buffer>, tarSize: number): Promise<Placed> => {
     const encoding = encodeLayer(body);
     let reuse: KnownBlob | undefined;
     const uploaded = await registry.pushBlobStream(target, encoding.blob, async () => {
@@ -73,10 +101,11 @@ export async function pushImageDirect(
       reuse = known.get(diffId);
       return reuse || (await registry.hasBlob(target, digest)) ? undefined : digest;
     });
-    const encoded = encoding.result();
-    if (uploaded) uploadedBytes += encoded.size;
-    if (!reuse) encodedDiffIds.push(encoded.diffId);
-    return { blob: reuse ?? { digest: encoded.digest, size: encoded.size, mediaType: GZIP_LAYER } };
+    const encoded_ = encoding.result();
+    if (uploaded) uploadedBytes += encoded_.size;
+    const blob = reuse ?? { digest: encoded_.digest, size: encoded_.size, mediaType: GZIP_LAYER };
+    if (!reuse) encoded.push({ diffId: encoded_.diffId, tarSize, blob });
+    return { blob };
   };
 
   try {
@@ -89,8 +118,15 @@ export async function pushImageDirect(
         layers.set(entry.name, { blob: reuse });
         continue;
       }
+      const earlier = entry.size >= MATCH_BY_SIZE_MIN ? options.earlier?.get(entry.size) : undefined;
+      if (earlier && !isMetadata(entry.name, entry.size)) {
+        const diffId = await digestOf(entry.body);
+        if (diffId !== earlier.diffId) throw new Error(`layer ${entry.name} has the size of a layer uploaded earlier but other content`);
+        layers.set(entry.name, { blob: earlier.blob });
+        continue;
+      }
       if (isMetadata(entry.name, entry.size)) metadata.set(entry.name, await collect(entry.body));
-      else layers.set(entry.name, await place(entry.body));
+      else layers.set(entry.name, await place(entry.body, entry.size));
     }
     const saved = await saving.done;
     if (saved.exitCode !== 0) throw new Error(`docker save ${local} exited ${saved.exitCode}: ${tail(saved.stderr, 3)}`);
@@ -105,10 +141,11 @@ export async function pushImageDirect(
     for (const path of image.Layers) {
       // Small layers were kept in memory with the metadata.
       const small = metadata.get(path);
-      const placed = layers.get(path) ?? (small ? await place(once(small)) : undefined);
+      const placed = layers.get(path) ?? (small ? await place(once(small), small.length) : undefined);
       if (!placed) throw new Error(`docker save did not write the layer ${path}`);
       descriptors.push(placed.blob);
     }
+    if (options.layersOnly) return { uploadedBytes, encoded };
     const configDigest = await registry.pushBlob(target, config);
     if (configDigest !== `sha256:${createHash('sha256').update(config).digest('hex')}`) throw new Error('config digest mismatch');
     const manifest = {
@@ -118,7 +155,7 @@ export async function pushImageDirect(
       layers: descriptors.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
     };
     await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType: DOCKER_MANIFEST, digest: '' });
-    return { uploadedBytes, encodedDiffIds };
+    return { uploadedBytes, encoded };
   } catch (error) {
     saving.kill();
     await saving.done.catch(() => undefined);

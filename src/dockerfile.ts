@@ -279,3 +279,57 @@ export function stagesFor(dockerfile: Dockerfile, target: Stage): Stage[] {
   visit(target, []);
   return order;
 }
+
+/**
+ * Where a stage's dependency part ends: the stage cut just before its last COPY or
+ * ADD from the build context, when a RUN comes before that cut (installing
+ * dependencies) and another after it (building the sources). The cut stage's
+ * layers are the full stage's first layers, so they can be uploaded while the
+ * source steps still run.
+ */
+export interface StageCheckpoint {
+  /** The Dockerfile text with the stage's lines from the cut to the next FROM removed. */
+  readonly text: string;
+  /** BuildKit's step number (`[stage N/M]`, FROM is 1) of the last step before the cut, and M. */
+  readonly step: number;
+  readonly totalSteps: number;
+}
+
+const VERTEX_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir']);
+
+export function stageCheckpoint(text: string, stageIndex: number): StageCheckpoint | undefined {
+  const escape = readEscape(text.split(/\r\n|\n|\r/));
+  const lines = logicalLines(text, escape);
+  let stage = -1;
+  const own: { instruction: string; line: number; fromContext: boolean }[] = [];
+  let nextStageLine: number | undefined;
+  for (const { text: logical, line } of lines) {
+    const instruction = (/^(\S+)/.exec(logical)?.[1] ?? '').toLowerCase();
+    if (instruction === 'from') {
+      stage++;
+      if (stage === stageIndex + 1) {
+        nextStageLine = line;
+        break;
+      }
+      continue;
+    }
+    if (stage !== stageIndex) continue;
+    if (instruction === 'onbuild') return undefined;
+    const flags = words(logical.slice(instruction.length)).filter((w) => w.startsWith('--'));
+    own.push({ instruction, line, fromContext: (instruction === 'copy' || instruction === 'add') && !flags.some((f) => f.toLowerCase().startsWith('--from=')) });
+  }
+  if (stage < stageIndex) return undefined;
+  const cut = own.map((o) => o.fromContext).lastIndexOf(true);
+  if (cut <= 0) return undefined;
+  const before = own.slice(0, cut);
+  const after = own.slice(cut + 1);
+  if (!before.some((o) => o.instruction === 'run') || !after.some((o) => o.instruction === 'run')) return undefined;
+  const cutLine = own[cut]?.line ?? 0;
+  const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
+  const kept = [...physical.slice(0, cutLine - 1), ...(nextStageLine === undefined ? [] : physical.slice(nextStageLine - 1))];
+  return {
+    text: `${kept.join('\n')}\n`,
+    step: 1 + before.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
+    totalSteps: 1 + own.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
+  };
+}

@@ -1,3 +1,4 @@
+import type { StageCheckpoint } from './dockerfile.js';
 import type { DockerInvocation } from './docker.js';
 import { branchToken, cacheTag, formatRef, type ImageRef, withTag } from './image-ref.js';
 
@@ -31,6 +32,8 @@ export interface PlannedStage {
   readonly needs: readonly string[];
   /** The image at the bottom of its FROM chain, when known (anchors inline-cache repair). */
   readonly baseImage: ImageRef | undefined;
+  /** The stage cut before its source steps, when it has that shape (checkpoint.ts). */
+  readonly checkpoint: StageCheckpoint | undefined;
 }
 
 export interface Plan {
@@ -58,6 +61,7 @@ export interface StageInput {
   readonly isLast: boolean;
   /** The image at the bottom of the stage's FROM chain (through other stages), when known. */
   readonly baseImage?: ImageRef | undefined;
+  readonly checkpoint?: StageCheckpoint | undefined;
 }
 
 export interface PlanInput {
@@ -138,6 +142,7 @@ export function makePlan(input: PlanInput): Plan {
       },
       needs: planned.map((s) => s.key).filter((k) => closure(stage.key).has(k)),
       baseImage: stage.baseImage,
+      checkpoint: stage.checkpoint,
     };
   });
 

@@ -1,0 +1,144 @@
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CacheOps } from './cache-ops.js';
+import type { Docker } from './docker.js';
+import { formatRef, type ImageRef } from './image-ref.js';
+import type { Logger } from './log.js';
+import { buildInvocation, type Plan, type PlannedStage, type Resolution } from './plan.js';
+
+/**
+ * Uploading a stage's dependency layers while its source steps still run.
+ *
+ * A cache can only be pushed once its image exists, and BuildKit makes the image
+ * at the end of the stage. For a stage shaped "install dependencies, then COPY the
+ * sources and build" (dockerfile.ts stageCheckpoint), the heavy dependency layers
+ * are done long before that. As soon as the build reports the last dependency step
+ * DONE (it ran; a cached step means the registry has its layers already), the same
+ * Dockerfile cut before the sources is built with --target (its steps are the
+ * running build's, so all hits) and its layers are uploaded, without a manifest.
+ * The stage's cache push later finds them there and does not upload them again.
+ * The cut image is never pushed as a cache: an image built beside a running build
+ * can lack inline-cache links (ENGINE.md), so it only supplies layers.
+ */
+
+export interface CheckpointDeps {
+  readonly plan: Plan;
+  readonly resolved: Resolution;
+  readonly docker: Docker;
+  readonly ops: CacheOps;
+  readonly log: Logger;
+}
+
+/** Follows a build's plain progress output and calls back once when step `step` of a stage ends DONE (not CACHED). */
+export class CheckpointWatch {
+  private buffer = '';
+  private id: string | undefined;
+  private fired = false;
+
+  constructor(
+    /** BuildKit's step labels: `[name 4/6]`, or `[4/6]` when the file has one unnamed stage. */
+    private readonly labels: readonly string[],
+    private readonly onReached: () => void,
+  ) {}
+
+  feed(chunk: string): void {
+    if (this.fired) return;
+    this.buffer += chunk;
+    let newline = this.buffer.indexOf('\n');
+    while (newline >= 0 && !this.fired) {
+      this.line(this.buffer.slice(0, newline).replace(/\r$/, ''));
+      this.buffer = this.buffer.slice(newline + 1);
+      newline = this.buffer.indexOf('\n');
+    }
+  }
+
+  private line(text: string): void {
+    const header = /^#(\d+) (\[[^\]]*\]) /.exec(text);
+    if (header && this.id === undefined && this.labels.includes(header[2] ?? '')) {
+      this.id = header[1];
+      return;
+    }
+    if (this.id === undefined) return;
+    const status = new RegExp(`^#${this.id} (CACHED|DONE [\\d.]+s|ERROR|CANCELED)`).exec(text);
+    if (!status) return;
+    this.fired = true;
+    if (status[1]?.startsWith('DONE')) this.onReached();
+  }
+}
+
+/** The labels BuildKit prints for a stage's checkpoint step, or none when the stage has no checkpoint. */
+export function checkpointLabels(plan: Plan, stage: PlannedStage): string[] {
+  const checkpoint = stage.checkpoint;
+  if (!checkpoint || plan.builder !== 'buildkit' || stage.writes.length === 0) return [];
+  const position = `${checkpoint.step}/${checkpoint.totalSteps}`;
+  const name = stage.targetArg ?? `stage-${stage.key}`;
+  return plan.stages.length === 1 ? [`[${name} ${position}]`, `[${position}]`] : [`[${name} ${position}]`];
+}
+
+/** The user's Dockerfile path, as docker would read it. */
+function dockerfilePath(plan: Plan): string {
+  const args = plan.passthrough;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if ((arg === '-f' || arg === '--file') && args[i + 1] !== undefined) return args[i + 1] ?? '';
+    if (arg.startsWith('--file=')) return arg.slice('--file='.length);
+  }
+  return join(plan.context, 'Dockerfile');
+}
+
+function withoutFileFlag(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '-f' || arg === '--file') {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('--file=')) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
+/**
+ * Builds the stage cut at its checkpoint and uploads its layers into the stage's
+ * cache repository. Best-effort: any failure only means the cache push uploads
+ * those layers itself. Resolves when the upload has ended, with the bytes uploaded.
+ */
+export async function uploadCheckpoint(deps: CheckpointDeps, stage: PlannedStage, built: ReadonlySet<string>): Promise<number | undefined> {
+  const { plan, docker, ops, log } = deps;
+  const checkpoint = stage.checkpoint;
+  const cacheRef = stage.writes[0]?.ref;
+  if (!checkpoint || !cacheRef) return undefined;
+  const tag = `${stage.localRef.tag}-deps`;
+  if (tag.length > 128) return undefined;
+  const local: ImageRef = { ...stage.localRef, tag };
+  const dir = await mkdtemp(join(tmpdir(), 'drc-checkpoint-'));
+  try {
+    const file = join(dir, 'Dockerfile');
+    await writeFile(file, checkpoint.text);
+    // Newer BuildKit reads NAME.dockerignore beside the Dockerfile before the context's .dockerignore.
+    const ignore = `${dockerfilePath(plan)}.dockerignore`;
+    if (existsSync(ignore)) await copyFile(ignore, `${file}.dockerignore`);
+    const invocation = buildInvocation(plan, stage, deps.resolved, built);
+    const args = withoutFileFlag(invocation.args);
+    args[args.indexOf('--tag') + 1] = formatRef(local);
+    args.splice(args.length - 1, 0, '--file', file);
+    const result = await docker.exec({ args, env: invocation.env });
+    if (result.exitCode !== 0) {
+      log.info(`stage ${stage.key}: the build cut before its sources failed (exit ${result.exitCode}); its layers go up with the stage's cache push`);
+      return undefined;
+    }
+    const bytes = await ops.uploadLayersEarly(formatRef(local), cacheRef);
+    if (bytes !== undefined) log.info(`stage ${stage.key}: ${(bytes / 1e6).toFixed(1)} MB of dependency layers (steps up to ${checkpoint.step}/${checkpoint.totalSteps}) uploaded while the source steps run`);
+    await docker.removeTag(formatRef(local));
+    return bytes;
+  } catch (error) {
+    log.info(`stage ${stage.key}: no early upload (${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, imageFiles, registryTags, runHelper, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
+
+const BUILDKIT = { DOCKER_BUILDKIT: '1' };
+const EARLY = /stage builder: ([\d.]+) MB of dependency layers \(steps up to 4\/6\) uploaded while the source steps run/;
+
+/** One stage that installs 6 MiB of incompressible dependencies, then copies and builds the sources. */
+function app(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'drc-early-'));
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'deps.txt'), 'lib 1\n');
+  writeFileSync(join(dir, 'src', 'main.txt'), 'v1\n');
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    [
+      `ARG BASE_IMAGE=${BASE_IMAGE}`,
+      'FROM ${BASE_IMAGE} AS builder',
+      'WORKDIR /build',
+      'COPY deps.txt ./',
+      `RUN awk 'BEGIN { srand(3); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for i in $(seq 1 96); do cat /tmp/b; done > vendor.bin && rm /tmp/b && cat deps.txt > installed.txt`,
+      'COPY src/ ./src/',
+      // Long enough for the early upload to run beside it.
+      'RUN sleep 3 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
+      'FROM ${BASE_IMAGE} AS final',
+      'COPY --from=builder /out /app',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
+
+function explain(run: HelperRun): string {
+  return `exit ${run.code}\nstderr:\n${run.stderr.slice(-3000)}`;
+}
+
+function stage(run: HelperRun, key: string): NonNullable<HelperRun['report']>['stages'][number] {
+  const found = run.report?.stages.find((s) => s.stage === key);
+  assert.ok(found, `report has stage ${key}`);
+  return found;
+}
+
+describe('dependency layers uploaded while the source steps run, on the real engine', { timeout: 600_000 }, () => {
+  const repo = uniqueRepo('early');
+  const dir = app();
+  before(() => ensureTestEnv());
+  after(() => cleanup(dir));
+
+  it('cold: the 6 MiB dependency layer goes up early, once; the cache image is complete and pullable', async () => {
+    wipeEngine();
+    const run = await runHelper([`${repo}:v1`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: dir, env: BUILDKIT });
+    assert.equal(run.code, 0, explain(run));
+    const early = EARLY.exec(run.stderr);
+    assert.ok(early, `early upload reported:\n${run.stderr.slice(-3000)}`);
+    assert.ok(Number(early[1]) >= 6.2, `the early upload carried the dependency layer (${early[1]} MB)`);
+    const builder = stage(run, 'builder');
+    // Early upload + the stage's own push, counted together: the layer once (6.3 MB + small), never twice (>= 12.6).
+    assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 8, `builder MB pushed: ${builder.mbPushed}`);
+    assert.deepEqual((await registryTags(repo)).sort(), ['__builder', 'latest', 'main', 'main__builder', 'v1']);
+    // Every layer the manifest names is in the registry: a fresh engine pulls it.
+    wipeEngine();
+    const pulled = spawnSync(BUILDKIT_CLI, ['pull', `${repo}:main__builder`], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(pulled.status, 0, pulled.stderr);
+    assert.ok(imageFiles(`${repo}:main__builder`).has('build/vendor.bin'), 'the pulled cache image has the dependency file');
+  });
+
+  it('a source change on a new branch reuses the dependency steps of that cache', async () => {
+    appendFileSync(join(dir, 'src', 'main.txt'), 'change 1\n');
+    wipeEngine();
+    const run = await runHelper([`${repo}:v2`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: dir, env: BUILDKIT });
+    assert.equal(run.code, 0, explain(run));
+    assert.deepEqual(stage(run, 'builder').steps, { cached: 3, total: 5 }, 'WORKDIR, COPY deps, RUN deps cached; the source steps ran');
+    assert.ok(!EARLY.test(run.stderr), 'nothing to upload early: the dependency step was a cache hit');
+  });
+
+  it('a dependency change uploads the new layer early from the one target build, and the next source change reuses it', async () => {
+    appendFileSync(join(dir, 'deps.txt'), 'lib 2\n');
+    wipeEngine();
+    const run = await runHelper([`${repo}:v3`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: dir, env: BUILDKIT });
+    assert.equal(run.code, 0, explain(run));
+    assert.equal(run.report?.strategy, 'target-then-export');
+    assert.ok(EARLY.test(run.stderr), `early upload reported:\n${run.stderr.slice(-3000)}`);
+    const builder = stage(run, 'builder');
+    assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 8, `builder MB pushed: ${builder.mbPushed}`);
+
+    appendFileSync(join(dir, 'src', 'main.txt'), 'change 2\n');
+    wipeEngine();
+    const next = await runHelper([`${repo}:v4`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: dir, env: BUILDKIT });
+    assert.equal(next.code, 0, explain(next));
+    assert.equal(stage(next, 'builder').cacheUsed?.scope, 'branch');
+    assert.deepEqual(stage(next, 'builder').steps, { cached: 3, total: 5 });
+  });
+});

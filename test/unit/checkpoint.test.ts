@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CheckpointWatch } from '../../src/checkpoint.ts';
+import { stageCheckpoint } from '../../src/dockerfile.ts';
+
+const TWO_STAGE = [
+  '# syntax=docker/dockerfile:1',
+  'ARG BASE=busybox',
+  'FROM ${BASE} AS builder',
+  'WORKDIR /build',
+  'ENV MODE=release',
+  'COPY deps.txt ./',
+  'RUN install \\',
+  '    --all',
+  '# the sources',
+  'COPY src/ ./src/',
+  'RUN make',
+  'FROM ${BASE} AS final',
+  'COPY --from=builder /out /app',
+  '',
+].join('\n');
+
+describe('stageCheckpoint', () => {
+  it('cuts a stage before its last COPY from the context when a RUN comes before and after; keeps the later stages', () => {
+    const checkpoint = stageCheckpoint(TWO_STAGE, 0);
+    assert.deepEqual(checkpoint && { step: checkpoint.step, total: checkpoint.totalSteps }, { step: 4, total: 6 }, 'FROM 1, WORKDIR 2, COPY 3, RUN 4 (ENV makes no step); 6 in all');
+    assert.equal(
+      checkpoint?.text,
+      ['# syntax=docker/dockerfile:1', 'ARG BASE=busybox', 'FROM ${BASE} AS builder', 'WORKDIR /build', 'ENV MODE=release', 'COPY deps.txt ./', 'RUN install \\', '    --all', '# the sources', 'FROM ${BASE} AS final', 'COPY --from=builder /out /app', '', ''].join('\n'),
+    );
+  });
+
+  it('has no checkpoint without a RUN before the cut, or without one after it', () => {
+    assert.equal(stageCheckpoint('FROM a AS x\nCOPY . .\nRUN make\n', 0), undefined);
+    assert.equal(stageCheckpoint('FROM a AS x\nRUN install\nCOPY . .\n', 0), undefined);
+    assert.equal(stageCheckpoint('FROM a AS x\nRUN install\nCOPY . .\nRUN make\n', 1), undefined, 'no such stage');
+  });
+
+  it('does not count COPY --from as a copy from the context, but counts ADD', () => {
+    const text = 'FROM a AS deps\nRUN x\nFROM a AS b\nRUN install\nADD src.tar /src\nRUN make\nCOPY --from=deps /x /x\n';
+    assert.equal(stageCheckpoint(text, 1)?.step, 2);
+    assert.equal(stageCheckpoint(text, 1)?.totalSteps, 5);
+  });
+
+  it('leaves a stage with ONBUILD alone (its steps would shift)', () => {
+    assert.equal(stageCheckpoint('FROM a AS x\nONBUILD RUN y\nRUN install\nCOPY . .\nRUN make\n', 0), undefined);
+  });
+
+  it('works on a last, unnamed stage', () => {
+    assert.equal(stageCheckpoint('FROM a\nRUN install\nCOPY . .\nRUN make\n', 0)?.text, 'FROM a\nRUN install\n');
+  });
+});
+
+describe('CheckpointWatch', () => {
+  const header = (id: number, label: string): string => `#${id} ${label} RUN install\n`;
+
+  it('fires once when the checkpoint step ends DONE', () => {
+    let fired = 0;
+    const watch = new CheckpointWatch(['[builder 4/6]'], () => fired++);
+    watch.feed(header(7, '[builder 3/6]') + '#7 DONE 0.1s\n' + header(8, '[builder 4/6]'));
+    watch.feed('#8 0.5 installing\n#8 DO');
+    assert.equal(fired, 0);
+    watch.feed('NE 8.8s\n#8 DONE 8.8s\n');
+    assert.equal(fired, 1);
+  });
+
+  it('does not fire when the step was CACHED (the registry has its layers) or failed', () => {
+    for (const end of ['CACHED', 'ERROR: exit code 1', 'CANCELED']) {
+      let fired = 0;
+      const watch = new CheckpointWatch(['[builder 4/6]'], () => fired++);
+      watch.feed(`${header(8, '[builder 4/6]')}#8 ${end}\n`);
+      assert.equal(fired, 0, end);
+    }
+  });
+
+  it('ignores other stages and output prefixed by parallel builds', () => {
+    let fired = 0;
+    const watch = new CheckpointWatch(['[builder 4/6]'], () => fired++);
+    watch.feed(`${header(3, '[assets 4/6]')}#3 DONE 1.0s\n[builder] #9 [builder 4/6] RUN x\n[builder] #9 DONE 1.0s\n`);
+    assert.equal(fired, 0);
+  });
+});
