@@ -1,7 +1,7 @@
 import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from './build-output.js';
 import type { CacheOps } from './cache-ops.js';
 import { pushStageCache } from './cache-push.js';
-import { checkpointLabels, CheckpointWatch, uploadCheckpoint } from './checkpoint.js';
+import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './checkpoint.js';
 import { type Docker, displayInvocation } from './docker.js';
 import { tail, UserError } from './errors.js';
 import type { Logger } from './log.js';
@@ -57,14 +57,17 @@ function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: W
  * output shows the stage's checkpoint step DONE (checkpoint.ts).
  */
 function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[], built: ReadonlySet<string>): (chunk: string) => void {
+  // The early upload is a direct upload (docker save, then the registry API): not with --cache-upload engine.
+  if (ctx.upload === 'engine') return () => undefined;
   const watches = stages.flatMap((stage) => {
-    const labels = checkpointLabels(ctx.plan, stage);
+    const part = earlyPart(stage, stages.length > 1);
+    const labels = part ? checkpointLabels(ctx.plan, stage, part) : [];
     const cacheRef = stage.writes[0]?.ref;
-    if (labels.length === 0 || !cacheRef) return [];
+    if (!part || labels.length === 0 || !cacheRef) return [];
     return [
       new CheckpointWatch(labels, () => {
         if (ctx.cancel.aborted) return;
-        const upload = uploadCheckpoint(ctx, stage, new Set(built)).then((bytes) => {
+        const upload = uploadCheckpoint(ctx, stage, new Set(built), part, ctx.ops.earlyUploadsSoFar(cacheRef)).then((bytes) => {
           const stageReport = stageReportOf(ctx, stage);
           if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
         });

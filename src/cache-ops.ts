@@ -13,6 +13,14 @@ import { chooseUploader, type UploadChoice, type Uploader } from './upload-choic
 
 export type Lookup = 'found' | 'missing' | 'unknown';
 
+interface EarlyUploads {
+  /** Early uploads into the repository (each waits for those before it, so no layer goes twice). */
+  readonly pending: Promise<unknown>[];
+  /** The same, by the cache tag they prepare: its push waits for them. */
+  readonly pendingByTag: Map<string, Promise<unknown>[]>;
+  readonly layers: Map<number, UploadedLayer>;
+}
+
 export interface OpResult {
   readonly ok: boolean;
   readonly message: string;
@@ -34,8 +42,12 @@ export class CacheOps {
    * not know that and would compress and upload them again.
    */
   private readonly directLayers = new Set<string>();
-  /** Layers uploaded ahead of their image (a stage's dependency part), by repository; pushes of that repository wait for them. */
-  private readonly early = new Map<string, { pending: Promise<unknown>[]; layers: Map<number, UploadedLayer> }>();
+  /**
+   * Layers this run uploaded directly, by repository and tar size (early uploads of a
+   * stage's dependency part, and direct cache pushes); pushes of that repository wait
+   * for the early uploads under way.
+   */
+  private readonly early = new Map<string, EarlyUploads>();
 
   constructor(
     private readonly docker: Docker,
@@ -132,9 +144,15 @@ export class CacheOps {
    * faster (upload-choice.ts), else (or if it fails) tag + docker push.
    * `sources` are registry images whose layers the registry already has.
    */
-  async pushCache(local: string, ref: ImageRef, sources: readonly ImageRef[], choice: UploadChoice, localDiffIds?: readonly string[]): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
+  async pushCache(
+    local: string,
+    ref: ImageRef,
+    sources: readonly ImageRef[],
+    choice: UploadChoice,
+    localDiffIds?: readonly string[],
+  ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
     const early = this.early.get(repoKey(ref));
-    if (early) await Promise.all(early.pending);
+    await Promise.all(early?.pendingByTag.get(formatRef(ref)) ?? []);
     if (choice !== 'engine' && !this.isDown(ref) && !this.cannotPush(ref)) {
       const [diffIds, sizes, known] = await Promise.all([
         choice === 'auto' ? (localDiffIds ?? this.docker.diffIds(local)) : undefined,
@@ -147,7 +165,11 @@ export class CacheOps {
         this.forget(ref);
         try {
           const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers });
-          for (const layer of pushed.encoded) this.directLayers.add(layer.diffId);
+          const uploaded = this.earlyEntry(ref).layers;
+          for (const layer of pushed.encoded) {
+            this.directLayers.add(layer.diffId);
+            uploaded.set(layer.tarSize, layer);
+          }
           return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes };
         } catch (error) {
           this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
@@ -164,34 +186,48 @@ export class CacheOps {
    * of `ref`, so that the image holding them is pushed later without them. Best-effort:
    * on failure the later push simply uploads them. Returns the bytes uploaded.
    */
-  async uploadLayersEarly(local: string, ref: ImageRef): Promise<number | undefined> {
+  async uploadLayersEarly(local: string, ref: ImageRef, sources: readonly ImageRef[]): Promise<number | undefined> {
     if (this.isDown(ref) || this.cannotPush(ref)) return undefined;
     const entry = this.earlyEntry(ref);
-    const upload = pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, new Map(), this.timeoutMs, { layersOnly: true }).then(
-      (pushed) => {
-        for (const layer of pushed.encoded) {
-          this.directLayers.add(layer.diffId);
-          entry.layers.set(layer.tarSize, layer);
-        }
-        return pushed.uploadedBytes;
-      },
-      (error: unknown) => {
-        this.log.info(`early upload for ${formatRef(ref)} failed (${firstLine((error as Error).message)}); the cache push will upload those layers`);
-        return undefined;
-      },
-    );
+    const upload = this.uploadEarly(local, ref, sources, entry).catch((error: unknown) => {
+      this.log.info(`early upload for ${formatRef(ref)} failed (${firstLine((error as Error).message)}); the cache push will upload those layers`);
+      return undefined;
+    });
     entry.pending.push(upload);
     return upload;
   }
 
-  /** Makes cache pushes into the repository of `ref` wait for `work` (an early upload about to start). */
-  awaitBeforePush(ref: ImageRef, work: Promise<unknown>): void {
-    this.earlyEntry(ref).pending.push(work);
+  private async uploadEarly(local: string, ref: ImageRef, sources: readonly ImageRef[], entry: EarlyUploads): Promise<number | undefined> {
+    // Layers the registry has (the caches used) or this run sent already are not sent again.
+    const [diffIds, sizes, known] = await Promise.all([this.docker.diffIds(local), this.docker.historySizes(local), this.knownBlobs(ref, sources)]);
+    for (const layer of entry.layers.values()) known.set(layer.diffId, layer.blob);
+    // Worth it only for heavy new layers (the same rule as the uploader choice): docker save reads the whole image.
+    if (chooseUploader('auto', diffIds, new Set(known.keys()), sizes) !== 'direct') return undefined;
+    const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { layersOnly: true, earlier: entry.layers });
+    for (const layer of pushed.encoded) {
+      this.directLayers.add(layer.diffId);
+      entry.layers.set(layer.tarSize, layer);
+    }
+    return pushed.uploadedBytes;
   }
 
-  private earlyEntry(ref: ImageRef): { pending: Promise<unknown>[]; layers: Map<number, UploadedLayer> } {
+
+  /** Makes cache pushes into the repository of `ref` wait for `work` (an early upload about to start). */
+  awaitBeforePush(ref: ImageRef, work: Promise<unknown>): void {
+    const entry = this.earlyEntry(ref);
+    entry.pending.push(work);
+    const key = formatRef(ref);
+    entry.pendingByTag.set(key, [...(entry.pendingByTag.get(key) ?? []), work]);
+  }
+
+  /** Settles when the early uploads into the repository of `ref` started so far have ended. */
+  async earlyUploadsSoFar(ref: ImageRef): Promise<void> {
+    await Promise.all([...this.earlyEntry(ref).pending]);
+  }
+
+  private earlyEntry(ref: ImageRef): EarlyUploads {
     const key = repoKey(ref);
-    const entry = this.early.get(key) ?? { pending: [], layers: new Map<number, UploadedLayer>() };
+    const entry = this.early.get(key) ?? { pending: [], pendingByTag: new Map<string, Promise<unknown>[]>(), layers: new Map<number, UploadedLayer>() };
     this.early.set(key, entry);
     return entry;
   }
@@ -284,6 +320,8 @@ export class CacheOps {
     const [own, ...others] = await Promise.all([this.image(pushed), ...known.map((r) => this.image(r))]);
     if (!own) return undefined;
     const seen = new Set(others.flatMap(layersOf).map((l) => l.digest));
+    // Layers this run uploaded ahead (early uploads) were counted then.
+    for (const layer of this.early.get(repoKey(pushed))?.layers.values() ?? []) seen.add(layer.blob.digest);
     return layersOf(own).filter((l) => !seen.has(l.digest)).reduce((sum, l) => sum + l.size, 0);
   }
 

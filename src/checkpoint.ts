@@ -68,11 +68,27 @@ export class CheckpointWatch {
   }
 }
 
-/** The labels BuildKit prints for a stage's checkpoint step, or none when the stage has no checkpoint. */
-export function checkpointLabels(plan: Plan, stage: PlannedStage): string[] {
-  const checkpoint = stage.checkpoint;
-  if (!checkpoint || plan.builder !== 'buildkit' || stage.writes.length === 0) return [];
-  const position = `${checkpoint.step}/${checkpoint.totalSteps}`;
+/**
+ * What to upload early for a stage: `cut`, its dependency part (the stage has the
+ * shape for it); `whole`, the finished stage while later stages of the same build
+ * still run (only for a build of several stages: a stage built alone is pushed as
+ * soon as it ends anyway).
+ */
+export type EarlyPart = 'cut' | 'whole';
+
+export function earlyPart(stage: PlannedStage, severalStages: boolean): EarlyPart | undefined {
+  if (stage.checkpoint) return 'cut';
+  if (severalStages && !stage.isTarget && stage.buildkitSteps !== undefined && stage.buildkitSteps > 1) return 'whole';
+  return undefined;
+}
+
+/** The labels BuildKit prints for the step that ends the part, or none. */
+export function checkpointLabels(plan: Plan, stage: PlannedStage, part: EarlyPart): string[] {
+  if (plan.builder !== 'buildkit' || stage.writes.length === 0) return [];
+  const step = part === 'cut' ? stage.checkpoint?.step : stage.buildkitSteps;
+  const total = part === 'cut' ? stage.checkpoint?.totalSteps : stage.buildkitSteps;
+  if (step === undefined || total === undefined) return [];
+  const position = `${step}/${total}`;
   const name = stage.targetArg ?? `stage-${stage.key}`;
   return plan.stages.length === 1 ? [`[${name} ${position}]`, `[${position}]`] : [`[${name} ${position}]`];
 }
@@ -107,32 +123,50 @@ function withoutFileFlag(args: readonly string[]): string[] {
  * cache repository. Best-effort: any failure only means the cache push uploads
  * those layers itself. Resolves when the upload has ended, with the bytes uploaded.
  */
-export async function uploadCheckpoint(deps: CheckpointDeps, stage: PlannedStage, built: ReadonlySet<string>): Promise<number | undefined> {
+export async function uploadCheckpoint(
+  deps: CheckpointDeps,
+  stage: PlannedStage,
+  built: ReadonlySet<string>,
+  part: EarlyPart,
+  /** Early uploads into the same repository that started before: their layers are not sent twice. */
+  before: Promise<void>,
+): Promise<number | undefined> {
   const { plan, docker, ops, log } = deps;
   const checkpoint = stage.checkpoint;
   const cacheRef = stage.writes[0]?.ref;
-  if (!checkpoint || !cacheRef) return undefined;
-  const tag = `${stage.localRef.tag}-deps`;
+  if ((part === 'cut' && !checkpoint) || !cacheRef) return undefined;
+  const tag = `${stage.localRef.tag}-early`;
   if (tag.length > 128) return undefined;
   const local: ImageRef = { ...stage.localRef, tag };
   const dir = await mkdtemp(join(tmpdir(), 'drc-checkpoint-'));
   try {
-    const file = join(dir, 'Dockerfile');
-    await writeFile(file, checkpoint.text);
-    // Newer BuildKit reads NAME.dockerignore beside the Dockerfile before the context's .dockerignore.
-    const ignore = `${dockerfilePath(plan)}.dockerignore`;
-    if (existsSync(ignore)) await copyFile(ignore, `${file}.dockerignore`);
     const invocation = buildInvocation(plan, stage, deps.resolved, built);
-    const args = withoutFileFlag(invocation.args);
+    let args = [...invocation.args];
+    if (part === 'cut' && checkpoint) {
+      const file = join(dir, 'Dockerfile');
+      await writeFile(file, checkpoint.text);
+      // Newer BuildKit reads NAME.dockerignore beside the Dockerfile before the context's .dockerignore.
+      const ignore = `${dockerfilePath(plan)}.dockerignore`;
+      if (existsSync(ignore)) await copyFile(ignore, `${file}.dockerignore`);
+      args = withoutFileFlag(args);
+      args.splice(args.length - 1, 0, '--file', file);
+    }
     args[args.indexOf('--tag') + 1] = formatRef(local);
-    args.splice(args.length - 1, 0, '--file', file);
     const result = await docker.exec({ args, env: invocation.env });
     if (result.exitCode !== 0) {
-      log.info(`stage ${stage.key}: the build cut before its sources failed (exit ${result.exitCode}); its layers go up with the stage's cache push`);
+      log.info(`stage ${stage.key}: the early build of its layers failed (exit ${result.exitCode}); they go up with the stage's cache push`);
       return undefined;
     }
-    const bytes = await ops.uploadLayersEarly(formatRef(local), cacheRef);
-    if (bytes !== undefined) log.info(`stage ${stage.key}: ${(bytes / 1e6).toFixed(1)} MB of dependency layers (steps up to ${checkpoint.step}/${checkpoint.totalSteps}) uploaded while the source steps run`);
+    await before;
+    const sources = [stage.key, ...stage.needs].flatMap((key) => (deps.resolved.get(key) ?? []).map((found) => found.ref));
+    const bytes = await ops.uploadLayersEarly(formatRef(local), cacheRef, sources);
+    if (bytes !== undefined) {
+      log.info(
+        part === 'cut' && checkpoint
+          ? `stage ${stage.key}: ${(bytes / 1e6).toFixed(1)} MB of dependency layers (steps up to ${checkpoint.step}/${checkpoint.totalSteps}) uploaded while the source steps run`
+          : `stage ${stage.key}: ${(bytes / 1e6).toFixed(1)} MB of its layers uploaded while the later stages build`,
+      );
+    }
     await docker.removeTag(formatRef(local));
     return bytes;
   } catch (error) {

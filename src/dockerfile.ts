@@ -297,6 +297,26 @@ export interface StageCheckpoint {
 
 const VERTEX_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir']);
 
+/** How many steps BuildKit shows for a stage (`[stage N/M]`: FROM, then each RUN, COPY, ADD, WORKDIR); undefined with ONBUILD. */
+export function stageStepCount(text: string, stageIndex: number): number | undefined {
+  const escape = readEscape(text.split(/\r\n|\n|\r/));
+  let stage = -1;
+  let count = 0;
+  for (const { text: logical } of logicalLines(text, escape)) {
+    const instruction = (/^(\S+)/.exec(logical)?.[1] ?? '').toLowerCase();
+    if (instruction === 'from') {
+      stage++;
+      if (stage > stageIndex) break;
+      if (stage === stageIndex) count = 1;
+      continue;
+    }
+    if (stage !== stageIndex) continue;
+    if (instruction === 'onbuild') return undefined;
+    if (VERTEX_INSTRUCTIONS.has(instruction)) count++;
+  }
+  return stage >= stageIndex ? count : undefined;
+}
+
 export function stageCheckpoint(text: string, stageIndex: number): StageCheckpoint | undefined {
   const escape = readEscape(text.split(/\r\n|\n|\r/));
   const lines = logicalLines(text, escape);

@@ -34,6 +34,8 @@ export interface PlannedStage {
   readonly baseImage: ImageRef | undefined;
   /** The stage cut before its source steps, when it has that shape (checkpoint.ts). */
   readonly checkpoint: StageCheckpoint | undefined;
+  /** How many steps BuildKit shows for the stage, when known. */
+  readonly buildkitSteps: number | undefined;
 }
 
 export interface Plan {
@@ -62,6 +64,7 @@ export interface StageInput {
   /** The image at the bottom of the stage's FROM chain (through other stages), when known. */
   readonly baseImage?: ImageRef | undefined;
   readonly checkpoint?: StageCheckpoint | undefined;
+  readonly buildkitSteps?: number | undefined;
 }
 
 export interface PlanInput {
@@ -143,6 +146,7 @@ export function makePlan(input: PlanInput): Plan {
       needs: planned.map((s) => s.key).filter((k) => closure(stage.key).has(k)),
       baseImage: stage.baseImage,
       checkpoint: stage.checkpoint,
+      buildkitSteps: stage.buildkitSteps,
     };
   });
 

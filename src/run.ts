@@ -3,7 +3,7 @@ import { buildTargetThenExport, buildStageByStage, type StrategyContext } from '
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
-import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stagesFor } from './dockerfile.js';
+import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stageStepCount, stagesFor } from './dockerfile.js';
 import { ExitCode, tail, UserError, inputError } from './errors.js';
 import type { Runner } from './exec.js';
 import { formatRef, type ImageRef, parseImageRef } from './image-ref.js';
@@ -69,6 +69,7 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
     isLast: s === last,
     baseImage: rootImage(dockerfile, s),
     checkpoint: stageCheckpoint(text, s.index),
+    buildkitSteps: stageStepCount(text, s.index),
   }));
 }
 

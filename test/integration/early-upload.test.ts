@@ -58,8 +58,8 @@ describe('dependency layers uploaded while the source steps run, on the real eng
     assert.ok(early, `early upload reported:\n${run.stderr.slice(-3000)}`);
     assert.ok(Number(early[1]) >= 6.2, `the early upload carried the dependency layer (${early[1]} MB)`);
     const builder = stage(run, 'builder');
-    // Early upload + the stage's own push, counted together: the layer once (6.3 MB + small), never twice (>= 12.6).
-    assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 8, `builder MB pushed: ${builder.mbPushed}`);
+    // Early upload + the stage's own push, counted together: the 6.3 MB layer once plus the base and small layers, never twice (>= 12.6).
+    assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 11, `builder MB pushed: ${builder.mbPushed}`);
     assert.deepEqual((await registryTags(repo)).sort(), ['__builder', 'latest', 'main', 'main__builder', 'v1']);
     // Every layer the manifest names is in the registry: a fresh engine pulls it.
     wipeEngine();
@@ -85,7 +85,7 @@ describe('dependency layers uploaded while the source steps run, on the real eng
     assert.equal(run.report?.strategy, 'target-then-export');
     assert.ok(EARLY.test(run.stderr), `early upload reported:\n${run.stderr.slice(-3000)}`);
     const builder = stage(run, 'builder');
-    assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 8, `builder MB pushed: ${builder.mbPushed}`);
+    assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 11, `builder MB pushed: ${builder.mbPushed}`);
 
     appendFileSync(join(dir, 'src', 'main.txt'), 'change 2\n');
     wipeEngine();

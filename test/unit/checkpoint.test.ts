@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CheckpointWatch } from '../../src/checkpoint.ts';
-import { stageCheckpoint } from '../../src/dockerfile.ts';
+import { CheckpointWatch, earlyPart } from '../../src/checkpoint.ts';
+import { stageCheckpoint, stageStepCount } from '../../src/dockerfile.ts';
+import type { PlannedStage } from '../../src/plan.ts';
 
 const TWO_STAGE = [
   '# syntax=docker/dockerfile:1',
@@ -78,5 +79,31 @@ describe('CheckpointWatch', () => {
     const watch = new CheckpointWatch(['[builder 4/6]'], () => fired++);
     watch.feed(`${header(3, '[assets 4/6]')}#3 DONE 1.0s\n[builder] #9 [builder 4/6] RUN x\n[builder] #9 DONE 1.0s\n`);
     assert.equal(fired, 0);
+  });
+});
+
+describe('stageStepCount', () => {
+  it('counts FROM and each RUN, COPY, ADD, WORKDIR of the stage, as BuildKit numbers them', () => {
+    assert.equal(stageStepCount(TWO_STAGE, 0), 6);
+    assert.equal(stageStepCount(TWO_STAGE, 1), 2);
+    assert.equal(stageStepCount(TWO_STAGE, 2), undefined);
+    assert.equal(stageStepCount('FROM a\nONBUILD RUN x\nRUN y\n', 0), undefined);
+  });
+});
+
+describe('earlyPart', () => {
+  const stage = (over: Partial<PlannedStage>): PlannedStage => ({ key: 's', isTarget: false, targetArg: 's', candidates: [], writes: [], localRef: { domain: 'drc.local', path: 'a', tag: 't' }, needs: [], baseImage: undefined, checkpoint: undefined, buildkitSteps: 4, ...over });
+
+  it('uploads the dependency part of a stage that has one, in any build', () => {
+    const checkpoint = stageCheckpoint(TWO_STAGE, 0);
+    assert.equal(earlyPart(stage({ checkpoint }), false), 'cut');
+    assert.equal(earlyPart(stage({ checkpoint, isTarget: true }), true), 'cut');
+  });
+
+  it('uploads a finished non-target stage whole only while a build of several stages goes on', () => {
+    assert.equal(earlyPart(stage({}), true), 'whole');
+    assert.equal(earlyPart(stage({}), false), undefined, 'a stage built alone is pushed when it ends');
+    assert.equal(earlyPart(stage({ isTarget: true }), true), undefined, 'the target is exported by its own build');
+    assert.equal(earlyPart(stage({ buildkitSteps: 1 }), true), undefined, 'a bare FROM has nothing new');
   });
 });
