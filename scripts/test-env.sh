@@ -55,10 +55,22 @@ wait_until() {
 start_engine() {
   if engine_answers; then log "engine: reusing the one that answers"; return 0; fi
   # A dockerd that is alive but busy (or restarting its containerd) gets time; a second one would refuse to start.
+  # One that crashed (20.10 can die on a Go fatal error while dumping its goroutines) is replaced.
   if pgrep -x dockerd >/dev/null 2>&1; then
-    log "engine: dockerd is running but not answering; waiting for it"
-    wait_until dockerd 60 engine_answers
-    return 0
+    log "engine: dockerd is running but not answering; waiting up to 60 s for it"
+    local deadline=$(( $(date +%s) + 60 ))
+    while [ "$(date +%s)" -lt "$deadline" ] && pgrep -x dockerd >/dev/null 2>&1; do
+      if engine_answers; then log "dockerd: up"; return 0; fi
+      sleep 0.5
+    done
+    if pgrep -x dockerd >/dev/null 2>&1; then
+      log "engine: dockerd still does not answer; stopping it to start a new one"
+      pkill -x dockerd || true
+      for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null 2>&1 || break; sleep 0.5; done
+      pkill -9 -x dockerd || true
+    else
+      log "engine: dockerd exited (see $STATE_DIR/dockerd.log); starting a new one"
+    fi
   fi
   rm -f /var/run/docker.pid
   log "engine: starting dockerd"

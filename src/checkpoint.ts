@@ -141,7 +141,8 @@ export async function uploadCheckpoint(
   const dir = await mkdtemp(join(tmpdir(), 'drc-checkpoint-'));
   try {
     const invocation = buildInvocation(plan, stage, deps.resolved, built);
-    let args = [...invocation.args];
+    // Only its layers are used: no inline cache (on 20.10, two builds writing the inline cache of shared steps at once can crash the engine).
+    let args = invocation.args.filter((arg, i, all) => arg !== 'BUILDKIT_INLINE_CACHE=1' && !(arg === '--build-arg' && all[i + 1] === 'BUILDKIT_INLINE_CACHE=1'));
     if (part === 'cut' && checkpoint) {
       const file = join(dir, 'Dockerfile');
       await writeFile(file, checkpoint.text);

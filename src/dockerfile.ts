@@ -290,15 +290,19 @@ export function stagesFor(dockerfile: Dockerfile, target: Stage): Stage[] {
 export interface StageCheckpoint {
   /** The Dockerfile text with the stage's lines from the cut to the next FROM removed. */
   readonly text: string;
-  /** BuildKit's step number (`[stage N/M]`, FROM is 1) of the last step before the cut, and M. */
+  /** BuildKit's step number (`[stage N/M]`) of the last step before the cut, and M. */
   readonly step: number;
   readonly totalSteps: number;
 }
 
 const VERTEX_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir']);
 
-/** How many steps BuildKit shows for a stage (`[stage N/M]`: FROM, then each RUN, COPY, ADD, WORKDIR); undefined with ONBUILD. */
-export function stageStepCount(text: string, stageIndex: number): number | undefined {
+/**
+ * How many steps BuildKit shows for a stage (`[stage N/M]`): FROM when the base is
+ * an image (not scratch, not another stage), then each RUN, COPY, ADD, WORKDIR;
+ * undefined with ONBUILD.
+ */
+export function stageStepCount(text: string, stageIndex: number, fromIsStep: boolean): number | undefined {
   const escape = readEscape(text.split(/\r\n|\n|\r/));
   let stage = -1;
   let count = 0;
@@ -307,7 +311,7 @@ export function stageStepCount(text: string, stageIndex: number): number | undef
     if (instruction === 'from') {
       stage++;
       if (stage > stageIndex) break;
-      if (stage === stageIndex) count = 1;
+      if (stage === stageIndex) count = fromIsStep ? 1 : 0;
       continue;
     }
     if (stage !== stageIndex) continue;
@@ -317,7 +321,7 @@ export function stageStepCount(text: string, stageIndex: number): number | undef
   return stage >= stageIndex ? count : undefined;
 }
 
-export function stageCheckpoint(text: string, stageIndex: number): StageCheckpoint | undefined {
+export function stageCheckpoint(text: string, stageIndex: number, fromIsStep: boolean): StageCheckpoint | undefined {
   const escape = readEscape(text.split(/\r\n|\n|\r/));
   const lines = logicalLines(text, escape);
   let stage = -1;
@@ -349,7 +353,7 @@ export function stageCheckpoint(text: string, stageIndex: number): StageCheckpoi
   const kept = [...physical.slice(0, cutLine - 1), ...(nextStageLine === undefined ? [] : physical.slice(nextStageLine - 1))];
   return {
     text: `${kept.join('\n')}\n`,
-    step: 1 + before.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
-    totalSteps: 1 + own.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
+    step: (fromIsStep ? 1 : 0) + before.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
+    totalSteps: (fromIsStep ? 1 : 0) + own.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
   };
 }

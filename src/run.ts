@@ -68,9 +68,14 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
     deps: s.deps.map(keyOf),
     isLast: s === last,
     baseImage: rootImage(dockerfile, s),
-    checkpoint: stageCheckpoint(text, s.index),
-    buildkitSteps: stageStepCount(text, s.index),
+    checkpoint: stageCheckpoint(text, s.index, fromIsStep(s)),
+    buildkitSteps: stageStepCount(text, s.index, fromIsStep(s)),
   }));
+}
+
+/** BuildKit shows FROM as a step only for an image: not for scratch, not for another stage. */
+function fromIsStep(stage: Stage): boolean {
+  return stage.baseStage === undefined && stage.base.toLowerCase() !== 'scratch';
 }
 
 /** The image at the bottom of a stage's FROM chain, if it parses as a reference (not scratch). */

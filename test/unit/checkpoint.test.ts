@@ -23,7 +23,7 @@ const TWO_STAGE = [
 
 describe('stageCheckpoint', () => {
   it('cuts a stage before its last COPY from the context when a RUN comes before and after; keeps the later stages', () => {
-    const checkpoint = stageCheckpoint(TWO_STAGE, 0);
+    const checkpoint = stageCheckpoint(TWO_STAGE, 0, true);
     assert.deepEqual(checkpoint && { step: checkpoint.step, total: checkpoint.totalSteps }, { step: 4, total: 6 }, 'FROM 1, WORKDIR 2, COPY 3, RUN 4 (ENV makes no step); 6 in all');
     assert.equal(
       checkpoint?.text,
@@ -32,23 +32,29 @@ describe('stageCheckpoint', () => {
   });
 
   it('has no checkpoint without a RUN before the cut, or without one after it', () => {
-    assert.equal(stageCheckpoint('FROM a AS x\nCOPY . .\nRUN make\n', 0), undefined);
-    assert.equal(stageCheckpoint('FROM a AS x\nRUN install\nCOPY . .\n', 0), undefined);
-    assert.equal(stageCheckpoint('FROM a AS x\nRUN install\nCOPY . .\nRUN make\n', 1), undefined, 'no such stage');
+    assert.equal(stageCheckpoint('FROM a AS x\nCOPY . .\nRUN make\n', 0, true), undefined);
+    assert.equal(stageCheckpoint('FROM a AS x\nRUN install\nCOPY . .\n', 0, true), undefined);
+    assert.equal(stageCheckpoint('FROM a AS x\nRUN install\nCOPY . .\nRUN make\n', 1, true), undefined, 'no such stage');
   });
 
   it('does not count COPY --from as a copy from the context, but counts ADD', () => {
     const text = 'FROM a AS deps\nRUN x\nFROM a AS b\nRUN install\nADD src.tar /src\nRUN make\nCOPY --from=deps /x /x\n';
-    assert.equal(stageCheckpoint(text, 1)?.step, 2);
-    assert.equal(stageCheckpoint(text, 1)?.totalSteps, 5);
+    assert.equal(stageCheckpoint(text, 1, true)?.step, 2);
+    assert.equal(stageCheckpoint(text, 1, true)?.totalSteps, 5);
+  });
+
+  it('numbers steps without FROM for a stage built from another stage or from scratch (BuildKit shows no FROM step then)', () => {
+    const text = 'FROM a AS deps\nRUN x\nFROM deps AS b\nRUN install\nCOPY src /src\nRUN make\n';
+    assert.deepEqual({ step: stageCheckpoint(text, 1, false)?.step, total: stageCheckpoint(text, 1, false)?.totalSteps }, { step: 1, total: 3 });
+    assert.equal(stageStepCount(text, 1, false), 3);
   });
 
   it('leaves a stage with ONBUILD alone (its steps would shift)', () => {
-    assert.equal(stageCheckpoint('FROM a AS x\nONBUILD RUN y\nRUN install\nCOPY . .\nRUN make\n', 0), undefined);
+    assert.equal(stageCheckpoint('FROM a AS x\nONBUILD RUN y\nRUN install\nCOPY . .\nRUN make\n', 0, true), undefined);
   });
 
   it('works on a last, unnamed stage', () => {
-    assert.equal(stageCheckpoint('FROM a\nRUN install\nCOPY . .\nRUN make\n', 0)?.text, 'FROM a\nRUN install\n');
+    assert.equal(stageCheckpoint('FROM a\nRUN install\nCOPY . .\nRUN make\n', 0, true)?.text, 'FROM a\nRUN install\n');
   });
 });
 
@@ -84,10 +90,10 @@ describe('CheckpointWatch', () => {
 
 describe('stageStepCount', () => {
   it('counts FROM and each RUN, COPY, ADD, WORKDIR of the stage, as BuildKit numbers them', () => {
-    assert.equal(stageStepCount(TWO_STAGE, 0), 6);
-    assert.equal(stageStepCount(TWO_STAGE, 1), 2);
-    assert.equal(stageStepCount(TWO_STAGE, 2), undefined);
-    assert.equal(stageStepCount('FROM a\nONBUILD RUN x\nRUN y\n', 0), undefined);
+    assert.equal(stageStepCount(TWO_STAGE, 0, true), 6);
+    assert.equal(stageStepCount(TWO_STAGE, 1, true), 2);
+    assert.equal(stageStepCount(TWO_STAGE, 2, true), undefined);
+    assert.equal(stageStepCount('FROM a\nONBUILD RUN x\nRUN y\n', 0, true), undefined);
   });
 });
 
@@ -95,7 +101,7 @@ describe('earlyPart', () => {
   const stage = (over: Partial<PlannedStage>): PlannedStage => ({ key: 's', isTarget: false, targetArg: 's', candidates: [], writes: [], localRef: { domain: 'drc.local', path: 'a', tag: 't' }, needs: [], baseImage: undefined, checkpoint: undefined, buildkitSteps: 4, ...over });
 
   it('uploads the dependency part of a stage that has one, in any build', () => {
-    const checkpoint = stageCheckpoint(TWO_STAGE, 0);
+    const checkpoint = stageCheckpoint(TWO_STAGE, 0, true);
     assert.equal(earlyPart(stage({ checkpoint }), false), 'cut');
     assert.equal(earlyPart(stage({ checkpoint, isTarget: true }), true), 'cut');
   });
