@@ -10,6 +10,18 @@ function explain(run: HelperRun): string {
   return `exit ${run.code}\nstdout:\n${run.stdout.slice(-2000)}\nstderr:\n${run.stderr.slice(-2000)}`;
 }
 
+/** Builds `app` on main (cold), then applies `change` and builds a topic branch on a fresh engine. */
+async function cachedThenChanged(repo: string, app: string, change: (dockerfile: string) => string, source?: string): Promise<HelperRun> {
+  wipeEngine();
+  const seed = await runHelper([`${repo}:seed`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
+  assert.equal(seed.code, 0, explain(seed));
+  const dockerfile = join(app, 'Dockerfile');
+  writeFileSync(dockerfile, change(readFileSync(dockerfile, 'utf8')));
+  if (source !== undefined) writeFileSync(join(app, 'src', 'main.txt'), source);
+  wipeEngine();
+  return runHelper([`${repo}:topic`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: app, env: BUILDKIT });
+}
+
 describe('fallbacks and failures on the real engine and registry', { timeout: 600_000 }, () => {
   before(() => ensureTestEnv());
 
@@ -53,14 +65,7 @@ describe('fallbacks and failures on the real engine and registry', { timeout: 60
     const repo = uniqueRepo('failcached');
     const app = smallApp();
     try {
-      wipeEngine();
-      const seed = await runHelper([`${repo}:seed`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
-      assert.equal(seed.code, 0, explain(seed));
-      const dockerfile = join(app, 'Dockerfile');
-      writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replace('RUN cat /app/app.txt > /app/copy.txt', 'RUN echo "deliberate failure in the final stage" && exit 3'));
-      writeFileSync(join(app, 'src', 'main.txt'), 'v2\n');
-      wipeEngine();
-      const run = await runHelper([`${repo}:topic`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: app, env: BUILDKIT });
+      const run = await cachedThenChanged(repo, app, (text) => text.replace('RUN cat /app/app.txt > /app/copy.txt', 'RUN echo "deliberate failure in the final stage" && exit 3'), 'v2\n');
       assert.equal(run.code, 6, explain(run));
       assert.match(run.stderr, /deliberate failure in the final stage/);
       assert.match(run.stderr, /error: the build of stage "final" failed/);
@@ -82,13 +87,7 @@ describe('fallbacks and failures on the real engine and registry', { timeout: 60
     const repo = uniqueRepo('failmiddle');
     const app = smallApp();
     try {
-      wipeEngine();
-      const seed = await runHelper([`${repo}:seed`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: BUILDKIT });
-      assert.equal(seed.code, 0, explain(seed));
-      const dockerfile = join(app, 'Dockerfile');
-      writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replace('RUN mkdir -p /out && cat /src/*.txt', 'RUN echo "deliberate failure in the builder stage" && exit 4 && cat /src/*.txt'));
-      wipeEngine();
-      const run = await runHelper([`${repo}:topic`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: app, env: BUILDKIT });
+      const run = await cachedThenChanged(repo, app, (text) => text.replace('RUN mkdir -p /out && cat /src/*.txt', 'RUN echo "deliberate failure in the builder stage" && exit 4 && cat /src/*.txt'));
       assert.equal(run.code, 6, explain(run));
       assert.match(run.stderr, /deliberate failure in the builder stage/);
       assert.match(run.stderr, /error: the build of stage "builder" failed/);
