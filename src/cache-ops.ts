@@ -152,19 +152,32 @@ export class CacheOps {
     localDiffIds?: readonly string[],
   ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
     const early = this.early.get(repoKey(ref));
-    await Promise.all(early?.pendingByTag.get(formatRef(ref)) ?? []);
+    const earlyForTag = early?.pendingByTag.get(formatRef(ref)) ?? [];
+    await Promise.all(earlyForTag);
     if (choice !== 'engine' && !this.isDown(ref) && !this.cannotPush(ref)) {
+      // docker save spends most of its time before the first byte (the engine writes the
+      // image out first): started now when the direct upload is all but certain (part
+      // of this image went up early), it runs while the uploader is chosen.
+      let saving = choice === 'direct' || earlyForTag.length > 0 ? this.docker.save(local, this.timeoutMs) : undefined;
+      const dropSave = async (): Promise<void> => {
+        saving?.kill();
+        await saving?.done.catch(() => undefined);
+        saving = undefined;
+      };
       const [diffIds, sizes, known] = await Promise.all([
         choice === 'auto' ? (localDiffIds ?? this.docker.diffIds(local)) : undefined,
         choice === 'auto' ? this.docker.historySizes(local) : undefined,
         this.knownBlobs(ref, sources),
-      ]);
+      ]).catch(async (error: unknown) => {
+        await dropSave();
+        throw error;
+      });
       for (const layer of early?.layers.values() ?? []) known.set(layer.diffId, layer.blob);
       const knownToEngine = new Set([...known.keys()].filter((d) => !this.directLayers.has(d)));
       if (chooseUploader(choice, diffIds, knownToEngine, sizes) === 'direct') {
         this.forget(ref);
         try {
-          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers });
+          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers, saving });
           const uploaded = this.earlyEntry(ref).layers;
           for (const layer of pushed.encoded) {
             this.directLayers.add(layer.diffId);
@@ -174,7 +187,7 @@ export class CacheOps {
         } catch (error) {
           this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
         }
-      }
+      } else await dropSave();
     }
     const tagged = await this.docker.tag(local, formatRef(ref));
     if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3), uploader: 'engine' };

@@ -18,8 +18,13 @@ export interface CachePushDeps {
   readonly upload: UploadChoice;
 }
 
-/** Images whose inline-cache records may restore the links a rebuilt stage lost. */
-export type RepairSources = () => Promise<readonly ImageRef[]>;
+/** Cache images a stage's push builds on. */
+export interface CacheSources {
+  /** Those that may hold the image's layers (the registry then has them). */
+  forPush(): Promise<readonly ImageRef[]>;
+  /** Those whose inline-cache records may restore the links a rebuilt stage lost. */
+  forRepair(): Promise<readonly ImageRef[]>;
+}
 
 /**
  * Writes a stage's cache tags. The registry already has the stage when it came out
@@ -34,7 +39,7 @@ export async function pushStageCache(
   source: CacheCandidate | undefined,
   deps: CachePushDeps,
   knownUnchanged = false,
-  repairSources?: RepairSources,
+  repairSources?: CacheSources,
 ): Promise<CacheCandidate | undefined> {
   const { ops, log, docker } = deps;
   if (stage.writes.length === 0) return undefined;
@@ -74,7 +79,7 @@ export async function pushStageCache(
         continue;
       }
     }
-    const sources = repairSources ? await repairSources() : source ? [source.ref] : [];
+    const sources = repairSources ? await repairSources.forPush() : source ? [source.ref] : [];
     const pushed = await ops.pushCache(local, write.ref, sources, deps.upload, localLayers);
     if (pushed.ok) {
       log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
@@ -85,7 +90,7 @@ export async function pushStageCache(
         // Added to what an early upload of the stage's dependency layers sent (checkpoint.ts).
         if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
         if (repairSources) {
-          const repaired = await ops.repairInlineCache(write.ref, sources, stage.baseImage);
+          const repaired = await ops.repairInlineCache(write.ref, await repairSources.forRepair(), stage.baseImage);
           if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);
         }
       }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Docker } from './docker.js';
+import type { StreamingProcess } from './exec.js';
 import { tail } from './errors.js';
 import type { ImageRef } from './image-ref.js';
 import { encodeLayer } from './layer-encoder.js';
@@ -38,20 +39,17 @@ export interface DirectPushOptions {
   readonly layersOnly?: boolean;
   /**
    * Layers uploaded earlier in this run, by tar size. docker save names layers by an
-   * ID that says nothing about their content, so a layer of that exact size is read
-   * without encoding or uploading, and used only if its digest proves it the same.
+   * ID that says nothing about their content, so a layer of that exact size is skipped
+   * (neither encoded nor uploaded), and used only if the image config, which comes
+   * with the manifest at the end of the stream, gives that layer the same diff_id.
    */
   readonly earlier?: ReadonlyMap<number, UploadedLayer>;
+  /** A `docker save` of the image started already (while the caller was still deciding). */
+  readonly saving?: StreamingProcess;
 }
 
 /** Layers smaller than this are encoded as usual: cheap, and their sizes collide more often. */
 const MATCH_BY_SIZE_MIN = 1 << 20;
-
-async function digestOf(body: AsyncIterable<Buffer>): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of body) hash.update(chunk);
-  return `sha256:${hash.digest('hex')}`;
-}
 
 const GZIP_LAYER = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -86,10 +84,12 @@ export async function pushImageDirect(
   options: DirectPushOptions = {},
 ): Promise<DirectPushResult> {
   const { registry } = deps;
-  const saving = deps.docker.save(local, timeoutMs);
+  const saving = options.saving ?? deps.docker.save(local, timeoutMs);
   const metadata = new Map<string, Buffer>();
   const layers = new Map<string, Placed>();
   const encoded: UploadedLayer[] = [];
+  /** Layers taken for ones uploaded earlier by their size alone, with the diff_id each must have. */
+  const assumed = new Map<string, string>();
   let uploadedBytes = 0;
 
   /** Streams one layer to the registry as it is encoded; drops the upload if the registry turns out to have it. */
@@ -120,9 +120,10 @@ export async function pushImageDirect(
       }
       const earlier = entry.size >= MATCH_BY_SIZE_MIN ? options.earlier?.get(entry.size) : undefined;
       if (earlier && !isMetadata(entry.name, entry.size)) {
-        const diffId = await digestOf(entry.body);
-        if (diffId !== earlier.diffId) throw new Error(`layer ${entry.name} has the size of a layer uploaded earlier but other content`);
+        // Skipped unread; the image config, at the end of the stream, proves which layer it is.
+        for await (const _ of entry.body);
         layers.set(entry.name, { blob: earlier.blob });
+        assumed.set(entry.name, earlier.diffId);
         continue;
       }
       if (isMetadata(entry.name, entry.size)) metadata.set(entry.name, await collect(entry.body));
@@ -137,6 +138,10 @@ export async function pushImageDirect(
     const config = image ? metadata.get(image.Config) : undefined;
     if (!image || !config) throw new Error('docker save wrote no image config');
 
+    const diffIds = (JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+    for (const [path, diffId] of assumed) {
+      if (diffIds[image.Layers.indexOf(path)] !== diffId) throw new Error(`layer ${path} has the size of a layer uploaded earlier but other content`);
+    }
     const descriptors: KnownBlob[] = [];
     for (const path of image.Layers) {
       // Small layers were kept in memory with the metadata.

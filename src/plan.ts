@@ -30,6 +30,11 @@ export interface PlannedStage {
   readonly localRef: ImageRef;
   /** Keys of the planned stages this one needs, directly or not. */
   readonly needs: readonly string[];
+  /**
+   * Keys of the planned stages down its FROM chain: their layers are in this stage's
+   * image. undefined when unknown (--stages): then any of `needs` may be.
+   */
+  readonly layersFrom: readonly string[] | undefined;
   /** The image at the bottom of its FROM chain, when known (anchors inline-cache repair). */
   readonly baseImage: ImageRef | undefined;
   /** The stage cut before its source steps, when it has that shape (checkpoint.ts). */
@@ -59,6 +64,8 @@ export interface StageInput {
   readonly named: boolean;
   /** Keys of stages it needs directly. */
   readonly deps: readonly string[];
+  /** Key of the stage it is built FROM; null when FROM is an image; undefined when unknown. */
+  readonly baseStage?: string | null | undefined;
   /** True for the Dockerfile's last stage. */
   readonly isLast: boolean;
   /** The image at the bottom of the stage's FROM chain (through other stages), when known. */
@@ -130,6 +137,18 @@ export function makePlan(input: PlanInput): Plan {
     return seen;
   };
 
+  // Unnamed stages are not planned, but their layers still pass through to the stages built FROM them.
+  const fromChain = (stage: StageInput): string[] | undefined => {
+    const keys: string[] = [];
+    for (let current = stage; current.baseStage !== null; ) {
+      const base = current.baseStage === undefined ? undefined : byKey.get(current.baseStage);
+      if (!base || keys.length > input.stages.length) return undefined;
+      keys.push(base.key);
+      current = base;
+    }
+    return keys.filter((k) => planned.some((s) => s.key === k));
+  };
+
   const stages = planned.map((stage): PlannedStage => {
     const isTarget = stage === target;
     return {
@@ -144,6 +163,7 @@ export function makePlan(input: PlanInput): Plan {
         tag: `run-${input.runId}${cacheTag(null, stage.key, false)}`,
       },
       needs: planned.map((s) => s.key).filter((k) => closure(stage.key).has(k)),
+      layersFrom: fromChain(stage),
       baseImage: stage.baseImage,
       checkpoint: stage.checkpoint,
       buildkitSteps: stage.buildkitSteps,

@@ -66,6 +66,7 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
     key: s.key,
     named: s.name !== undefined,
     deps: s.deps.map(keyOf),
+    baseStage: s.baseStage === undefined ? null : keyOf(s.baseStage),
     isLast: s === last,
     baseImage: rootImage(dockerfile, s),
     checkpoint: stageCheckpoint(text, s.index, fromIsStep(s)),

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { crc32ForTests, encodeLayer, isCompressed } from '../../src/layer-encoder.ts';
 import { readTar } from '../../src/tar-reader.ts';
+import { tarOf } from '../support/tar.ts';
 import { chooseUploader, estimateNewBytes } from '../../src/upload-choice.ts';
 
 async function* pieces(bytes: Buffer, sizes: readonly number[]): AsyncGenerator<Buffer> {
@@ -78,30 +79,6 @@ describe('encodeLayer', () => {
     assert.equal(crc32ForTests(data.subarray(5000), crc32ForTests(data.subarray(0, 5000), 0)), crc32ForTests(data, 0));
   });
 });
-
-function tarHeader(name: string, size: number, type = '0'): Buffer {
-  const header = Buffer.alloc(512);
-  header.write(name, 0, 'utf8');
-  header.write('0000644\0', 100);
-  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  header.write(type, 156);
-  header.write('ustar\0', 257);
-  header.write('00', 263);
-  header.fill(' ', 148, 156);
-  let sum = 0;
-  for (const b of header) sum += b;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  return header;
-}
-
-function tarOf(entries: [string, Buffer, string?][]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [name, body, type] of entries) {
-    parts.push(tarHeader(name, body.length, type), body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
 
 describe('readTar', () => {
   it('reads entries and bodies across any chunking, skipping unread bodies', async () => {

@@ -80,6 +80,23 @@ describe('makePlan', () => {
     assert.deepEqual(plan.stages.map((s) => s.key), ['final']);
     assert.match(plan.notes.join('\n'), /stage 0 has no name/);
   });
+
+  it('knows which planned stages lie down each stage\'s FROM chain (their layers are in its image), through unnamed ones', () => {
+    const plan = makePlan(
+      input({
+        stages: [
+          { key: 'deps', named: true, deps: [], baseStage: null, isLast: false },
+          { key: '1', named: false, deps: ['deps'], baseStage: 'deps', isLast: false },
+          { key: 'builder', named: true, deps: ['1'], baseStage: '1', isLast: false },
+          { key: 'assets', named: true, deps: [], baseStage: null, isLast: false },
+          { key: 'final', named: true, deps: ['builder', 'assets'], baseStage: null, isLast: true },
+        ],
+      }),
+    );
+    assert.deepEqual(Object.fromEntries(plan.stages.map((s) => [s.key, s.layersFrom])), { deps: [], builder: ['deps'], assets: [], final: [] });
+    // --stages gives no FROM chain: unknown, so a push waits for every stage needed.
+    assert.equal(makePlan(input()).stages[1]?.layersFrom, undefined);
+  });
 });
 
 describe('buildInvocation', () => {
