@@ -152,7 +152,9 @@ export async function uploadCheckpoint(
       args = withoutFileFlag(args);
       args.splice(args.length - 1, 0, '--file', file);
     }
-    args[args.indexOf('--tag') + 1] = formatRef(local);
+    // Its own tag only: the stage's run and kept tags are for the stage's image.
+    args = args.filter((arg, i, all) => arg !== '--tag' && all[i - 1] !== '--tag');
+    args.splice(1, 0, '--tag', formatRef(local));
     const result = await docker.exec({ args, env: invocation.env });
     if (result.exitCode !== 0) {
       log.info(`stage ${stage.key}: the early build of its layers failed (exit ${result.exitCode}); they go up with the stage's cache push`);

@@ -72,7 +72,12 @@ export class Docker {
   }
 
   removeTag(ref: string): Promise<RunResult> {
-    return this.run(this.cli, ['rmi', '--no-prune', ref], { timeoutMs: 60_000 });
+    return this.removeTags([ref]);
+  }
+
+  /** One CLI start for all of them; an image keeps existing while another tag holds it. */
+  removeTags(refs: readonly string[]): Promise<RunResult> {
+    return this.run(this.cli, ['rmi', '--no-prune', ...refs], { timeoutMs: 60_000 });
   }
 
   /** The uncompressed layer digests of a local image, or undefined if it is not there. */

@@ -28,6 +28,8 @@ export interface PlannedStage {
   readonly writes: readonly CacheCandidate[];
   /** Run-unique local tag, so concurrent runs on one engine never clobber each other. */
   readonly localRef: ImageRef;
+  /** The stable local tag the image keeps after the run (for later local builds); the run tag is removed. */
+  readonly keptRef: ImageRef;
   /** Keys of the planned stages this one needs, directly or not. */
   readonly needs: readonly string[];
   /**
@@ -162,6 +164,7 @@ export function makePlan(input: PlanInput): Plan {
         path: input.cacheRepo.path,
         tag: `run-${input.runId}${cacheTag(null, stage.key, false)}`,
       },
+      keptRef: { domain: LOCAL_DOMAIN, path: input.cacheRepo.path, tag: `last${cacheTag(null, stage.key, false)}` },
       needs: planned.map((s) => s.key).filter((k) => closure(stage.key).has(k)),
       layersFrom: fromChain(stage),
       baseImage: stage.baseImage,
@@ -199,7 +202,8 @@ export type Resolution = ReadonlyMap<string, readonly CacheCandidate[]>;
 export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resolution, builtThisRun: ReadonlySet<string>, exportOnly = false): DockerInvocation {
   const args = ['build'];
   if (stage.targetArg !== undefined) args.push('--target', stage.targetArg);
-  args.push('--tag', formatRef(stage.localRef));
+  // Tagged for keeping by the build itself: no docker tag per stage at the end of the run.
+  args.push('--tag', formatRef(stage.localRef), '--tag', formatRef(stage.keptRef));
   // Every cache found, not only the most specific: an image rebuilt from an
   // imported cache can carry thinner cache metadata (ENGINE.md), and an older,
   // fuller cache of another scope still serves the unchanged steps.

@@ -127,36 +127,39 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   const now = deps.now ?? Date.now;
   const started = now();
   const { log } = deps;
+  // Asked first: the answer (tens of milliseconds) comes while the inputs are read and the caches looked up.
+  const probing = options.dryRun ? probeDocker(options, deps).catch(() => undefined) : probeDocker(options, deps);
+  probing.catch(() => undefined);
   const branch = await findBranch(options, deps);
   const inputs = await stageInputs(options);
 
   const timeoutMs = options.timeoutSeconds * 1000;
-  // A dry run asks the local client what it would use, but never fails on it.
-  const caps = options.dryRun ? await probeDocker(options, deps).catch(() => undefined) : await probeDocker(options, deps);
-  const builder = chooseBuilder(options, deps.ctx, caps);
-  const plan = makePlan({
-    image: options.image,
-    extraTags: options.extraTags,
-    cacheRepo: options.cacheRepo,
-    stages: inputs,
-    branch,
-    defaultBranches: options.defaultBranches,
-    updateSharedCache: options.updateSharedCache,
-    push: options.push,
-    pushCache: options.pushCache,
-    builder,
-    runId: deps.runId,
-    passthrough: options.passthrough,
-    context: options.context,
-  });
+  const planFor = (builder: BuilderKind): Plan =>
+    makePlan({
+      image: options.image,
+      extraTags: options.extraTags,
+      cacheRepo: options.cacheRepo,
+      stages: inputs,
+      branch,
+      defaultBranches: options.defaultBranches,
+      updateSharedCache: options.updateSharedCache,
+      push: options.push,
+      pushCache: options.pushCache,
+      builder,
+      runId: deps.runId,
+      passthrough: options.passthrough,
+      context: options.context,
+    });
+  // The cache tags looked up do not depend on the builder: the plan is made again once it is known.
+  let plan = planFor('buildkit');
 
   const report: RunReport = {
     version: 1,
     image: formatRef(options.image),
     branch: branch ?? null,
-    builder,
+    builder: plan.builder,
     strategy: null,
-    engine: caps ? `client ${caps.clientVersion}, server ${caps.serverVersion}${caps.hasBuildx ? ', buildx' : ''}` : null,
+    engine: null,
     stages: plan.stages.map(emptyStageReport),
     deploy: plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'not-run' as const })),
     phases: [],
@@ -167,9 +170,15 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     exitCode: ExitCode.ok,
     totalSeconds: 0,
   };
+  const useBuilder = (caps: DockerCapabilities | undefined): void => {
+    plan = planFor(chooseBuilder(options, deps.ctx, caps));
+    report.builder = plan.builder;
+    report.engine = caps ? `client ${caps.clientVersion}, server ${caps.serverVersion}${caps.hasBuildx ? ', buildx' : ''}` : null;
+  };
   for (const note of plan.notes) log.info(`note: ${note}`);
 
   if (options.dryRun) {
+    useBuilder(await probing);
     printDryRun(plan, options);
     report.totalSeconds = (now() - started) / 1000;
     return report;
@@ -191,9 +200,15 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     return report;
   };
 
-  if (options.login) await timed('login', () => login(options, deps, timeoutMs));
-
-  const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
+  // docker login goes through the engine: an engine that does not answer is reported as that first.
+  if (options.login) {
+    useBuilder(await probing);
+    await timed('login', () => login(options, deps, timeoutMs));
+  }
+  const resolving = timed('resolve caches', () => resolve(plan, ops, report, log));
+  resolving.catch(() => undefined);
+  if (!options.login) useBuilder(await probing);
+  const resolved = await resolving;
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, timed };
@@ -272,17 +287,8 @@ async function estimateSavings(report: RunReport, ops: CacheOps): Promise<void> 
   );
 }
 
-/** Replaces the run-unique local tags with stable ones, so images stay for the next local build. */
+/** Removes the run-unique local tags; the builds tagged each image with its stable tag too, which keeps it. */
 async function keepLocalImages(plan: Plan, built: ReadonlySet<string>, deps: RunDeps): Promise<void> {
-  await Promise.all(
-    plan.stages
-      .filter((stage) => built.has(stage.key))
-      .map(async (stage) => {
-        const local = formatRef(stage.localRef);
-        const stable = formatRef({ ...stage.localRef, tag: stage.localRef.tag.replace(/^run-[^_]*/, 'last') });
-        // Untag only once the stable tag holds the image: removing its last tag would delete it.
-        if ((await deps.docker.tag(local, stable)).exitCode === 0) await deps.docker.removeTag(local);
-      }),
-  );
+  const runTags = plan.stages.filter((stage) => built.has(stage.key)).map((stage) => formatRef(stage.localRef));
+  if (runTags.length > 0) await deps.docker.removeTags(runTags);
 }
-

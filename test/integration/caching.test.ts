@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -39,6 +40,9 @@ for (const builder of BUILDERS) {
         assert.ok((stage.steps?.total ?? 0) > 0, `${stage.stage} counted its steps`);
       }
       for (const tag of ['main', 'main__builder', 'main__deps', 'latest', '__builder', '__deps']) sharedDigests.set(tag, await registryDigest(repo, tag));
+      // Each stage's image stays on the engine under its stable local tag only (the run's own tags are gone).
+      const localTags = execFileSync(builder.cli, ['images', '--format', '{{.Tag}}', `drc.local/${repo.slice(repo.indexOf('/') + 1)}`], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
+      assert.deepEqual(localTags, (run.report?.stages ?? []).map((s) => `last__${s.stage}`).sort());
       // The 4 MiB incompressible dependency layer is new: the helper uploads it itself (stored, not gzipped),
       // with the base layers (~1 MB), and the later tests in this suite build from that upload.
       const deps = run.report?.stages.find((s) => s.stage === 'deps');

@@ -110,10 +110,10 @@ describe('buildInvocation', () => {
     ['final', final.candidates.slice(1, 2)],
   ]);
 
-  it('BuildKit: --target, run tag, every cache found for the stage and its dependencies, inline cache, user args, context last', () => {
+  it('BuildKit: --target, run and kept tags, every cache found for the stage and its dependencies, inline cache, user args, context last', () => {
     const { args, env } = buildInvocation(plan, final, resolved, new Set(['deps', 'builder']));
     assert.deepEqual(args, [
-      'build', '--target', 'final', '--tag', 'drc.local/team/app:run-r1__final',
+      'build', '--target', 'final', '--tag', 'drc.local/team/app:run-r1__final', '--tag', 'drc.local/team/app:last__final',
       '--cache-from', 'localhost:5000/team/app:main',
       '--cache-from', 'localhost:5000/team/app:main__deps',
       '--cache-from', 'localhost:5000/team/app:feature.x__builder',
@@ -141,7 +141,7 @@ describe('buildInvocation', () => {
 
   it('exports a stage the target build ran from local hits only: no --cache-from, inline cache kept, user args kept', () => {
     const { args } = buildInvocation(plan, builder, resolved, new Set(['final']), true);
-    assert.deepEqual(args, ['build', '--target', 'builder', '--tag', 'drc.local/team/app:run-r1__builder', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '--build-arg', 'A=1', '--secret', 'id=x,src=y', '.']);
+    assert.deepEqual(args, ['build', '--target', 'builder', '--tag', 'drc.local/team/app:run-r1__builder', '--tag', 'drc.local/team/app:last__builder', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '--build-arg', 'A=1', '--secret', 'id=x,src=y', '.']);
   });
 });
 
