@@ -150,7 +150,9 @@ export class CacheOps {
     sources: readonly ImageRef[],
     choice: UploadChoice,
     localDiffIds?: readonly string[],
-  ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number }> {
+    /** Sources and base for the inline-cache repair, applied to the config before upload on the direct path. */
+    repair?: { readonly sources: () => Promise<readonly ImageRef[]>; readonly base: ImageRef | undefined },
+  ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number; repaired?: number }> {
     const early = this.early.get(repoKey(ref));
     const earlyForTag = early?.pendingByTag.get(formatRef(ref)) ?? [];
     await Promise.all(earlyForTag);
@@ -177,13 +179,19 @@ export class CacheOps {
       if (chooseUploader(choice, diffIds, knownToEngine, sizes) === 'direct') {
         this.forget(ref);
         try {
-          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers, saving });
+          const rewriteConfig = repair
+            ? async (config: Buffer) => {
+                const repaired = await this.repairedConfig(JSON.parse(config.toString('utf8')) as Record<string, unknown>, await repair.sources(), repair.base);
+                return repaired && { bytes: Buffer.from(JSON.stringify(repaired.config)), repaired: repaired.repaired };
+              }
+            : undefined;
+          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers, saving, rewriteConfig });
           const uploaded = this.earlyEntry(ref).layers;
           for (const layer of pushed.encoded) {
             this.directLayers.add(layer.diffId);
             uploaded.set(layer.tarSize, layer);
           }
-          return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes };
+          return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes, ...(pushed.repaired !== undefined ? { repaired: pushed.repaired } : {}) };
         } catch (error) {
           this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
         }
@@ -290,12 +298,7 @@ export class CacheOps {
     try {
       const image = await this.image(pushed);
       if (!image) return 0;
-      const sourceImages = await Promise.all(sources.map((s) => this.image(s)));
-      const fromSources = repairInlineCache(image.config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
-      const fromChain = inferChainLinks(fromSources?.config ?? image.config, await this.baseLayerCount(image.config, base));
-      const repaired = fromChain
-        ? { config: fromChain.config, repaired: fromChain.repaired + (fromSources?.repaired ?? 0) }
-        : fromSources;
+      const repaired = await this.repairedConfig(image.config, sources, base);
       if (!repaired) return 0;
       const bytes = Buffer.from(JSON.stringify(repaired.config));
       const digest = await this.registry.pushBlob(pushed, bytes);
@@ -309,6 +312,17 @@ export class CacheOps {
       this.log.debug(`inline cache repair of ${formatRef(pushed)} skipped: ${(error as Error).message}`);
       return 0;
     }
+  }
+
+  /**
+   * The config with the dropped links written back (from the source images' records,
+   * then from the image's own chain), or undefined when none could be.
+   */
+  async repairedConfig(config: Record<string, unknown>, sources: readonly ImageRef[], base?: ImageRef): Promise<{ config: Record<string, unknown>; repaired: number } | undefined> {
+    const sourceImages = await Promise.all(sources.map((s) => this.image(s)));
+    const fromSources = repairInlineCache(config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
+    const fromChain = inferChainLinks(fromSources?.config ?? config, await this.baseLayerCount(config, base));
+    return fromChain ? { config: fromChain.config, repaired: fromChain.repaired + (fromSources?.repaired ?? 0) } : fromSources;
   }
 
   /** How many layers the base image has, if this image's first layers are exactly the base's. */

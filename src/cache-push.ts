@@ -53,53 +53,57 @@ export async function pushStageCache(
     unchanged = sameLayers(localLayers, remoteLayers);
   }
   let pushedAs: CacheCandidate | undefined;
-  for (const write of stage.writes) {
+  type Entry = StageReport['cachePush'][number];
+  const writeOne = async (write: CacheCandidate): Promise<Entry> => {
     const ref = formatRef(write.ref);
     if (ops.isDown(write.ref) || ops.cannotPush(write.ref)) {
-      stageReport.cachePush.push({ ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' });
-      continue;
+      return { ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' };
     }
     const copyFrom = unchanged ? source : pushedAs;
-    if (copyFrom && ref === formatRef(copyFrom.ref)) {
-      stageReport.cachePush.push({ ref, action: 'unchanged' });
-      continue;
-    }
+    if (copyFrom && ref === formatRef(copyFrom.ref)) return { ref, action: 'unchanged' };
     if (copyFrom) {
       const copied = await ops.copyManifest(copyFrom.ref, write.ref);
       if (copied.ok) {
         const already = copied.message === 'already';
         if (!already) log.info(`cache ${ref}: tagged in the registry from ${formatRef(copyFrom.ref)} (no upload)`);
-        stageReport.cachePush.push({ ref, action: already ? 'unchanged' : 'copied' });
-        continue;
+        return { ref, action: already ? 'unchanged' : 'copied' };
       }
       log.debug(`manifest copy to ${ref} failed (${copied.message}); pushing instead`);
       if (unchanged && !(await hasLocalImage(docker, local))) {
-        stageReport.cachePush.push({ ref, action: 'failed', message: copied.message.split('\n')[0] ?? '' });
         log.warn(`could not tag the cache ${ref}: ${copied.message.split('\n')[0]}`);
-        continue;
+        return { ref, action: 'failed', message: copied.message.split('\n')[0] ?? '' };
       }
     }
+    const first = !pushedAs;
     const sources = repairSources ? await repairSources.forPush() : source ? [source.ref] : [];
-    const pushed = await ops.pushCache(local, write.ref, sources, deps.upload, localLayers);
-    if (pushed.ok) {
-      log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
-      stageReport.cachePush.push({ ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' });
-      if (!pushedAs) {
-        // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
-        const bytes = pushed.uploadedBytes ?? (await ops.newLayerBytes(write.ref, sources));
-        // Added to what an early upload of the stage's dependency layers sent (checkpoint.ts).
-        if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
-        if (repairSources) {
-          const repaired = await ops.repairInlineCache(write.ref, await repairSources.forRepair(), stage.baseImage);
-          if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);
-        }
-      }
-      pushedAs ??= write;
-    } else {
+    const repair = repairSources && first ? { sources: () => repairSources.forRepair(), base: stage.baseImage } : undefined;
+    const pushed = await ops.pushCache(local, write.ref, sources, deps.upload, localLayers, repair);
+    if (!pushed.ok) {
       log.warn(`could not push the cache ${ref}: ${pushed.message.split('\n')[0]} (the build goes on; the next run may be slower)`);
-      stageReport.cachePush.push({ ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' });
+      return { ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' };
     }
-  }
+    log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
+    if (first) {
+      // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
+      const bytes = pushed.uploadedBytes ?? (await ops.newLayerBytes(write.ref, sources));
+      // Added to what an early upload of the stage's dependency layers sent (checkpoint.ts).
+      if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
+      if (repairSources) {
+        // The direct upload repaired the config before sending it; after docker push it is rewritten in the registry.
+        const repaired = pushed.repaired ?? (await ops.repairInlineCache(write.ref, await repairSources.forRepair(), stage.baseImage));
+        if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);
+      }
+    }
+    pushedAs ??= write;
+    return { ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' };
+  };
+  // Until one tag holds the image, one write at a time (a failed push lets the next tag try);
+  // after that every other tag is a manifest copy of it, all at once.
+  const entries: Entry[] = [];
+  let next = 0;
+  while (next < stage.writes.length && !unchanged && !pushedAs) entries.push(await writeOne(stage.writes[next++] as CacheCandidate));
+  entries.push(...(await Promise.all(stage.writes.slice(next).map(writeOne))));
+  stageReport.cachePush.push(...entries);
   return unchanged ? source : pushedAs;
 }
 

@@ -30,6 +30,8 @@ export interface UploadedLayer {
 
 export interface DirectPushResult {
   readonly uploadedBytes: number;
+  /** Inline-cache links restored by `rewriteConfig` (undefined when there was none). */
+  readonly repaired?: number;
   /** Layers this upload encoded itself (blobs docker push does not know). */
   readonly encoded: readonly UploadedLayer[];
 }
@@ -46,6 +48,11 @@ export interface DirectPushOptions {
   readonly earlier?: ReadonlyMap<number, UploadedLayer>;
   /** A `docker save` of the image started already (while the caller was still deciding). */
   readonly saving?: StreamingProcess;
+  /**
+   * Rewrites the image config before it is uploaded (the inline-cache repair), so the
+   * registry gets the final config at once, not a second config and manifest after.
+   */
+  readonly rewriteConfig?: (config: Buffer) => Promise<{ readonly bytes: Buffer; readonly repaired: number } | undefined>;
 }
 
 /** Layers smaller than this are encoded as usual: cheap, and their sizes collide more often. */
@@ -142,25 +149,30 @@ export async function pushImageDirect(
     for (const [path, diffId] of assumed) {
       if (diffIds[image.Layers.indexOf(path)] !== diffId) throw new Error(`layer ${path} has the size of a layer uploaded earlier but other content`);
     }
-    const descriptors: KnownBlob[] = [];
-    for (const path of image.Layers) {
-      // Small layers were kept in memory with the metadata.
-      const small = metadata.get(path);
-      const placed = layers.get(path) ?? (small ? await place(once(small), small.length) : undefined);
-      if (!placed) throw new Error(`docker save did not write the layer ${path}`);
-      descriptors.push(placed.blob);
-    }
+    // Started now: it may wait for other stages' caches (its sources) while the layers go up.
+    const rewriting = options.layersOnly || !options.rewriteConfig ? undefined : options.rewriteConfig(config).catch(() => undefined);
+    // Small layers were kept in memory with the metadata; they go up at once (each upload is a few round trips).
+    const descriptors = await Promise.all(
+      image.Layers.map(async (path): Promise<KnownBlob> => {
+        const small = metadata.get(path);
+        const placed = layers.get(path) ?? (small ? await place(once(small), small.length) : undefined);
+        if (!placed) throw new Error(`docker save did not write the layer ${path}`);
+        return placed.blob;
+      }),
+    );
     if (options.layersOnly) return { uploadedBytes, encoded };
-    const configDigest = await registry.pushBlob(target, config);
-    if (configDigest !== `sha256:${createHash('sha256').update(config).digest('hex')}`) throw new Error('config digest mismatch');
+    const rewritten = await rewriting;
+    const finalConfig = rewritten?.bytes ?? config;
+    const configDigest = await registry.pushBlob(target, finalConfig);
+    if (configDigest !== `sha256:${createHash('sha256').update(finalConfig).digest('hex')}`) throw new Error('config digest mismatch');
     const manifest = {
       schemaVersion: 2,
       mediaType: DOCKER_MANIFEST,
-      config: { mediaType: DOCKER_CONFIG, size: config.length, digest: configDigest },
+      config: { mediaType: DOCKER_CONFIG, size: finalConfig.length, digest: configDigest },
       layers: descriptors.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
     };
     await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType: DOCKER_MANIFEST, digest: '' });
-    return { uploadedBytes, encoded };
+    return { uploadedBytes, encoded, ...(options.rewriteConfig ? { repaired: rewritten?.repaired ?? 0 } : {}) };
   } catch (error) {
     saving.kill();
     await saving.done.catch(() => undefined);

@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
 
 /** What a finished process left behind. A non-zero exit is data, not an exception. */
@@ -94,10 +95,16 @@ export const execaStreamRunner: StreamRunner = (file, args, options = {}) => {
     };
   });
   if (!child.stdout) throw new Error(`${file} started without a stdout pipe`);
-  const stdout = child.stdout;
-  // An unread stdout would keep the process (and execa's promise) from ever ending.
+  const source = child.stdout;
+  // execa lets an unbuffered stdout flow (so an unread one cannot block the process):
+  // bytes nobody reads at once are gone. Piped from the start, they wait here for a
+  // reader that comes later (a save started while the caller is still deciding), and
+  // the pipe's backpressure holds the process back meanwhile.
+  const stdout = source.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
   return { stdout, done, kill: () => {
+    source.unpipe(stdout);
     stdout.destroy();
+    source.destroy();
     child.kill();
   } };
 };

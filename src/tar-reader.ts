@@ -42,6 +42,16 @@ class ByteQueue {
     return this.take(Math.min(n, this.buffered));
   }
 
+  /** Reads the source to its end, dropping the bytes (what follows a tar's end marker). */
+  async drain(): Promise<void> {
+    this.chunks = [];
+    this.buffered = 0;
+    while (await this.fill()) {
+      this.chunks = [];
+      this.buffered = 0;
+    }
+  }
+
   /** Up to n bytes as they are available (at least one, unless the source ended). */
   async readSome(n: number): Promise<Buffer> {
     if (this.buffered === 0) await this.fill();
@@ -84,6 +94,19 @@ function numeric(block: Buffer, start: number, length: number): number {
   return digits === '' ? 0 : Number.parseInt(digits, 8);
 }
 
+/** The header checksum: bytes summed with the checksum field counted as spaces (unsigned or, in old writers, signed). */
+function checksumMatches(header: Buffer): boolean {
+  const stored = Number.parseInt(text(header, 148, 8).trim() || 'x', 8);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const byte = i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
+    unsigned += byte;
+    signed += byte > 127 ? byte - 256 : byte;
+  }
+  return stored === unsigned || stored === signed;
+}
+
 function paxPath(records: Buffer): string | undefined {
   // Each record is "LENGTH key=value\n".
   let offset = 0;
@@ -110,7 +133,13 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
       if (header.length === 0) return;
       throw new Error('tar stream ended inside a header');
     }
-    if (header.every((b) => b === 0)) return;
+    if (header.every((b) => b === 0)) {
+      // The source is read to its end, so the writing process can finish.
+      await queue.drain();
+      return;
+    }
+    // A stream that does not start where a header should (bytes lost, or not a tar) must fail, not be misread.
+    if (!checksumMatches(header)) throw new Error('tar stream is not at a valid header (bad checksum)');
     const size = numeric(header, 124, 12);
     const type = String.fromCharCode(header[156] || 0x30);
     const padding = (BLOCK - (size % BLOCK)) % BLOCK;

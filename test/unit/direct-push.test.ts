@@ -93,6 +93,23 @@ describe('pushImageDirect with layers uploaded earlier', () => {
     assert.equal(registry.manifests.length, 0);
   });
 
+  it('uploads the rewritten config (the inline-cache repair) in place of the saved one, and says how many links it restored', async () => {
+    const registry = recordingRegistry();
+    let seen = '';
+    const result = await pushImageDirect({ docker: fakeDocker(savedImage([source])), registry: registry.api }, 'local', target, new Map(), 60_000, {
+      rewriteConfig: async (config) => {
+        seen = config.toString('utf8');
+        return { bytes: Buffer.from(config.toString('utf8').replace('"layers"', '"layers","repaired":true')), repaired: 2 };
+      },
+    });
+    assert.match(seen, /diff_ids/);
+    assert.equal(result.repaired, 2);
+    const manifest = registry.manifests[0] as unknown as { config: { digest: string } };
+    const rewritten = Buffer.from(seen.replace('"layers"', '"layers","repaired":true'));
+    assert.equal(manifest.config.digest, sha(rewritten));
+    assert.ok(registry.uploaded.includes(sha(rewritten)) && !registry.uploaded.includes(sha(Buffer.from(seen))), 'only the rewritten config went up');
+  });
+
   it('uploads every layer when nothing was uploaded earlier, and the manifest lists them in the config order', async () => {
     const registry = recordingRegistry();
     const result = await pushImageDirect({ docker: fakeDocker(savedImage([heavy, source])), registry: registry.api }, 'local', target, new Map(), 60_000);

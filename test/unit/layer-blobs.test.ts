@@ -118,6 +118,27 @@ describe('readTar', () => {
       for await (const entry of readTar(pieces(archive, [700]))) for await (const _ of entry.body) void _;
     }, /ended inside/);
   });
+
+  it('fails on a stream that does not start at a header (its first bytes were lost), instead of misreading it', async () => {
+    const archive = tarOf([['a', randomBytes(3000)], ['b', randomBytes(700)]]).subarray(1024);
+    await assert.rejects(async () => {
+      for await (const entry of readTar(pieces(archive, [512]))) for await (const _ of entry.body) void _;
+    }, /not at a valid header/);
+  });
+
+  it('reads the source to its end after the end marker, so the process writing it can exit', async () => {
+    let pulled = 0;
+    async function* source(): AsyncGenerator<Buffer> {
+      for (const chunk of [tarOf([['a', Buffer.from('x')]]), Buffer.alloc(4096), Buffer.alloc(4096)]) {
+        pulled++;
+        yield chunk;
+      }
+    }
+    const names: string[] = [];
+    for await (const entry of readTar(source())) names.push(entry.name);
+    assert.deepEqual(names, ['a']);
+    assert.equal(pulled, 3);
+  });
 });
 
 describe('chooseUploader', () => {
