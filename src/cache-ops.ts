@@ -96,7 +96,20 @@ export class CacheOps {
   }
 
   /** Whether a tag exists, asked through the registry API. 'unknown' when the API cannot tell. */
-  async lookup(ref: ImageRef): Promise<Lookup> {
+  /** Lookups started ahead of resolve (while the engine is probed), taken once by `lookup`. */
+  private readonly prefetched = new Map<string, Promise<Lookup>>();
+
+  prefetchLookups(refs: readonly ImageRef[]): void {
+    for (const ref of refs) if (!this.prefetched.has(formatRef(ref))) this.prefetched.set(formatRef(ref), this.lookupNow(ref));
+  }
+
+  lookup(ref: ImageRef): Promise<Lookup> {
+    const ahead = this.prefetched.get(formatRef(ref));
+    this.prefetched.delete(formatRef(ref));
+    return ahead ?? this.lookupNow(ref);
+  }
+
+  private async lookupNow(ref: ImageRef): Promise<Lookup> {
     let found: Lookup = 'unknown';
     const result = await this.retrying('lookup of', ref, async () => {
       try {

@@ -200,15 +200,16 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
     return report;
   };
 
-  // docker login goes through the engine: an engine that does not answer is reported as that first.
   if (options.login) {
+    // docker login goes through the engine (one that does not answer is reported as that first), and the lookups need it.
     useBuilder(await probing);
     await timed('login', () => login(options, deps, timeoutMs));
+  } else {
+    // The registry lookups start while the engine answers the probe; they report nothing until resolve reads them.
+    ops.prefetchLookups(plan.stages.flatMap((stage) => stage.candidates.map((c) => c.ref)));
+    useBuilder(await probing);
   }
-  const resolving = timed('resolve caches', () => resolve(plan, ops, report, log));
-  resolving.catch(() => undefined);
-  if (!options.login) useBuilder(await probing);
-  const resolved = await resolving;
+  const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, timed };
