@@ -95,7 +95,6 @@ export class CacheOps {
     return value;
   }
 
-  /** Whether a tag exists, asked through the registry API. 'unknown' when the API cannot tell. */
   /** Lookups started ahead of resolve (while the engine is probed), taken once by `lookup`. */
   private readonly prefetched = new Map<string, Promise<Lookup>>();
 
@@ -103,6 +102,7 @@ export class CacheOps {
     for (const ref of refs) if (!this.prefetched.has(formatRef(ref))) this.prefetched.set(formatRef(ref), this.lookupNow(ref));
   }
 
+  /** Whether a tag exists, asked through the registry API. 'unknown' when the API cannot tell. */
   lookup(ref: ImageRef): Promise<Lookup> {
     const ahead = this.prefetched.get(formatRef(ref));
     this.prefetched.delete(formatRef(ref));
@@ -163,9 +163,12 @@ export class CacheOps {
     sources: readonly ImageRef[],
     choice: UploadChoice,
     localDiffIds?: readonly string[],
-    /** Sources and base for the inline-cache repair, applied to the config before upload on the direct path. */
+    /**
+     * Sources and base for the inline-cache repair: applied to the config before the
+     * direct upload sends it, or rewritten in the registry after a docker push.
+     */
     repair?: { readonly sources: () => Promise<readonly ImageRef[]>; readonly base: ImageRef | undefined },
-  ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number; repaired?: number }> {
+  ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number; repaired: number }> {
     const early = this.early.get(repoKey(ref));
     const earlyForTag = early?.pendingByTag.get(formatRef(ref)) ?? [];
     await Promise.all(earlyForTag);
@@ -204,15 +207,20 @@ export class CacheOps {
             this.directLayers.add(layer.diffId);
             uploaded.set(layer.tarSize, layer);
           }
-          return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes, ...(pushed.repaired !== undefined ? { repaired: pushed.repaired } : {}) };
+          return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes, repaired: pushed.repaired };
         } catch (error) {
           this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
         }
       } else await dropSave();
     }
     const tagged = await this.docker.tag(local, formatRef(ref));
-    if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3), uploader: 'engine' };
-    return { ...(await this.push(ref)), uploader: 'engine' };
+    if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3), uploader: 'engine', repaired: 0 };
+    const pushed = await this.push(ref);
+    if (!pushed.ok) return { ...pushed, uploader: 'engine', repaired: 0 };
+    // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
+    const uploadedBytes = await this.newLayerBytes(ref, sources);
+    const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
+    return { ...pushed, uploader: 'engine', repaired, ...(uploadedBytes !== undefined ? { uploadedBytes } : {}) };
   }
 
   /**
@@ -354,7 +362,7 @@ export class CacheOps {
   }
 
   /** Compressed bytes of the layers of `pushed` that none of `known` had (what the push uploaded). */
-  async newLayerBytes(pushed: ImageRef, known: readonly ImageRef[]): Promise<number | undefined> {
+  private async newLayerBytes(pushed: ImageRef, known: readonly ImageRef[]): Promise<number | undefined> {
     const layersOf = (image: RemoteImage | undefined): { digest: string; size: number }[] =>
       image ? ((JSON.parse(image.manifest.body.toString('utf8')) as { layers?: { digest: string; size: number }[] }).layers ?? []) : [];
     const [own, ...others] = await Promise.all([this.image(pushed), ...known.map((r) => this.image(r))]);

@@ -84,15 +84,9 @@ export async function pushStageCache(
     }
     log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
     if (first) {
-      // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
-      const bytes = pushed.uploadedBytes ?? (await ops.newLayerBytes(write.ref, sources));
       // Added to what an early upload of the stage's dependency layers sent (checkpoint.ts).
-      if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
-      if (repairSources) {
-        // The direct upload repaired the config before sending it; after docker push it is rewritten in the registry.
-        const repaired = pushed.repaired ?? (await ops.repairInlineCache(write.ref, await repairSources.forRepair(), stage.baseImage));
-        if (repaired > 0) log.info(`cache ${ref}: restored ${repaired} inline-cache link(s) the engine dropped`);
-      }
+      if (pushed.uploadedBytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + pushed.uploadedBytes / 1e6;
+      if (pushed.repaired > 0) log.info(`cache ${ref}: restored ${pushed.repaired} inline-cache link(s) the engine dropped`);
     }
     pushedAs ??= write;
     return { ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' };

@@ -30,8 +30,8 @@ export interface UploadedLayer {
 
 export interface DirectPushResult {
   readonly uploadedBytes: number;
-  /** Inline-cache links restored by `rewriteConfig` (undefined when there was none). */
-  readonly repaired?: number;
+  /** Inline-cache links restored by `rewriteConfig` (0 without one). */
+  readonly repaired: number;
   /** Layers this upload encoded itself (blobs docker push does not know). */
   readonly encoded: readonly UploadedLayer[];
 }
@@ -160,7 +160,7 @@ export async function pushImageDirect(
         return placed.blob;
       }),
     );
-    if (options.layersOnly) return { uploadedBytes, encoded };
+    if (options.layersOnly) return { uploadedBytes, encoded, repaired: 0 };
     const rewritten = await rewriting;
     const finalConfig = rewritten?.bytes ?? config;
     const configDigest = await registry.pushBlob(target, finalConfig);
@@ -172,7 +172,7 @@ export async function pushImageDirect(
       layers: descriptors.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
     };
     await registry.putManifest(target, { body: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType: DOCKER_MANIFEST, digest: '' });
-    return { uploadedBytes, encoded, ...(options.rewriteConfig ? { repaired: rewritten?.repaired ?? 0 } : {}) };
+    return { uploadedBytes, encoded, repaired: rewritten?.repaired ?? 0 };
   } catch (error) {
     saving.kill();
     await saving.done.catch(() => undefined);
