@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { buildTargetThenExport, buildStageByStage, type StrategyContext } from './build-strategies.js';
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
@@ -148,7 +149,9 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
       builder,
       runId: deps.runId,
       passthrough: options.passthrough,
-      context: options.context,
+      // Absolute: the docker CLI keys BuildKit's copy of the context on the path as given, so
+      // two runs at once on one engine, each with context ".", overwrote each other's sources.
+      context: resolvePath(options.context),
     });
   // The cache tags looked up do not depend on the builder: the plan is made again once it is known.
   let plan = planFor('buildkit');
