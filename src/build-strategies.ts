@@ -89,8 +89,13 @@ function buildkitLabel(stage: PlannedStage): string {
   return stage.targetArg ?? `stage-${stage.key}`;
 }
 
+/** How a build's output names the stage: its --target name, else BuildKit's stage-N or the classic builder's index. */
+function stageLabel(stage: PlannedStage, builder: BuilderKind): string {
+  return builder === 'buildkit' ? buildkitLabel(stage) : (stage.targetArg ?? stage.key);
+}
+
 function ownSteps(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): StepCount {
-  const label = builder === 'buildkit' ? buildkitLabel(stage) : stage.key;
+  const label = stageLabel(stage, builder);
   const own = countSteps(steps, label);
   return own.total > 0 ? own : countSteps(steps.filter((s) => s.stage === undefined));
 }
@@ -208,18 +213,18 @@ export async function buildStageByStage(
 }
 
 function cachedInstructions(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): string[] {
-  const label = builder === 'buildkit' ? buildkitLabel(stage) : stage.key;
+  const label = stageLabel(stage, builder);
   return steps.filter((s) => s.stage === label && s.cached).map((s) => s.instruction);
 }
 
 /** The time a stage's own steps took in a build of several stages (its share of that build). */
 function stepSeconds(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): number {
-  const label = builder === 'buildkit' ? buildkitLabel(stage) : stage.key;
+  const label = stageLabel(stage, builder);
   return steps.filter((s) => s.stage === label).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
 }
 
 function sumUncached(steps: readonly BuildStep[], stage: PlannedStage, builder: BuilderKind): number {
-  const label = builder === 'buildkit' ? buildkitLabel(stage) : stage.key;
+  const label = stageLabel(stage, builder);
   return steps.filter((s) => s.stage === label && !s.cached && s.seconds !== undefined).reduce((sum, s) => sum + (s.seconds ?? 0), 0);
 }
 

@@ -1,9 +1,6 @@
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { CacheOps } from './cache-ops.js';
 import type { Docker } from './docker.js';
+import { type DockerfileCopy, dockerfileOf, withDockerfile, writeDockerfileCopy } from './dockerfile-copy.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import { buildInvocation, type Plan, type PlannedStage, type Resolution } from './plan.js';
@@ -93,31 +90,6 @@ export function checkpointLabels(plan: Plan, stage: PlannedStage, part: EarlyPar
   return plan.stages.length === 1 ? [`[${name} ${position}]`, `[${position}]`] : [`[${name} ${position}]`];
 }
 
-/** The user's Dockerfile path, as docker would read it. */
-function dockerfilePath(plan: Plan): string {
-  const args = plan.passthrough;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if ((arg === '-f' || arg === '--file') && args[i + 1] !== undefined) return args[i + 1] ?? '';
-    if (arg.startsWith('--file=')) return arg.slice('--file='.length);
-  }
-  return join(plan.context, 'Dockerfile');
-}
-
-function withoutFileFlag(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (arg === '-f' || arg === '--file') {
-      i++;
-      continue;
-    }
-    if (arg.startsWith('--file=')) continue;
-    out.push(arg);
-  }
-  return out;
-}
-
 /**
  * Builds the stage cut at its checkpoint and uploads its layers into the stage's
  * cache repository. Best-effort: any failure only means the cache push uploads
@@ -138,19 +110,15 @@ export async function uploadCheckpoint(
   const tag = `${stage.localRef.tag}-early`;
   if (tag.length > 128) return undefined;
   const local: ImageRef = { ...stage.localRef, tag };
-  const dir = await mkdtemp(join(tmpdir(), 'drc-checkpoint-'));
+  let copy: DockerfileCopy | undefined;
   try {
     const invocation = buildInvocation(plan, stage, deps.resolved, built);
     // Only its layers are used: no inline cache (on 20.10, two builds writing the inline cache of shared steps at once can crash the engine).
     let args = invocation.args.filter((arg, i, all) => arg !== 'BUILDKIT_INLINE_CACHE=1' && !(arg === '--build-arg' && all[i + 1] === 'BUILDKIT_INLINE_CACHE=1'));
     if (part === 'cut' && checkpoint) {
-      const file = join(dir, 'Dockerfile');
-      await writeFile(file, checkpoint.text);
-      // Newer BuildKit reads NAME.dockerignore beside the Dockerfile before the context's .dockerignore.
-      const ignore = `${dockerfilePath(plan)}.dockerignore`;
-      if (existsSync(ignore)) await copyFile(ignore, `${file}.dockerignore`);
-      args = withoutFileFlag(args);
-      args.splice(args.length - 1, 0, '--file', file);
+      copy = await writeDockerfileCopy(checkpoint.text, dockerfileOf(plan.passthrough, plan.context), 'drc-checkpoint-');
+      const context = args.pop() ?? plan.context;
+      args = [...withDockerfile(args, copy.path), context];
     }
     // Its own tag only: the stage's run and kept tags are for the stage's image.
     args = args.filter((arg, i, all) => arg !== '--tag' && all[i - 1] !== '--tag');
@@ -176,6 +144,6 @@ export async function uploadCheckpoint(
     log.info(`stage ${stage.key}: no early upload (${(error as Error).message.split('\n')[0]})`);
     return undefined;
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await copy?.remove();
   }
 }

@@ -26,6 +26,8 @@ export interface Dockerfile {
 interface LogicalLine {
   readonly text: string;
   readonly line: number;
+  /** 1-based physical line where the instruction ends (after its continuation lines). */
+  readonly end: number;
 }
 
 interface RawStage {
@@ -81,14 +83,14 @@ function logicalLines(text: string, escape: string): LogicalLine[] {
     buffer += raw;
     const logical = buffer.trim();
     buffer = '';
-    result.push({ text: logical, line: start });
+    result.push({ text: logical, line: start, end: i + 1 });
     if (/^(run|copy|add)\b/i.test(logical)) {
       for (const match of logical.matchAll(HEREDOC)) {
         pendingHeredocs.push({ word: match[3] ?? '', strip: match[1] === '-' });
       }
     }
   }
-  if (buffer.trim() !== '') result.push({ text: buffer.trim(), line: start });
+  if (buffer.trim() !== '') result.push({ text: buffer.trim(), line: start, end: physical.length });
   return result;
 }
 
@@ -243,6 +245,26 @@ function resolveStageRef(value: string, byName: ReadonlyMap<string, number>, cou
     );
   }
   return undefined; // an image reference
+}
+
+/**
+ * The Dockerfile text with `AS NAME` added to the FROM of the given stages (by
+ * index), everything else kept as written. docker builds only named stages alone
+ * (--target); the name changes no step, so the steps' cache keys stay the same.
+ */
+export function withStageNames(text: string, names: ReadonlyMap<number, string>): string {
+  const escape = readEscape(text.split(/\r\n|\n|\r/));
+  const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
+  let stage = -1;
+  for (const { text: logical, end } of logicalLines(text, escape)) {
+    if ((/^(\S+)/.exec(logical)?.[1] ?? '').toLowerCase() !== 'from') continue;
+    stage++;
+    const name = names.get(stage);
+    if (name === undefined) continue;
+    // The last physical line of the instruction: a FROM split over lines ends there.
+    physical[end - 1] = `${(physical[end - 1] ?? '').replace(/\s+$/, '')} AS ${name}`;
+  }
+  return physical.join('\n');
 }
 
 /** Finds a stage by name or index, as `--target` names it. */

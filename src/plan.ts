@@ -62,8 +62,10 @@ export interface Plan {
 
 export interface StageInput {
   readonly key: string;
-  /** Whether docker can build it with --target (named stages). */
+  /** Whether the stage has a name in the user's Dockerfile. */
   readonly named: boolean;
+  /** The name --target uses for an unnamed stage, given in a copy of the Dockerfile; without it, such a stage is not built alone. */
+  readonly targetName?: string | undefined;
   /** Keys of stages it needs directly. */
   readonly deps: readonly string[];
   /** Key of the stage it is built FROM; null when FROM is an image; undefined when unknown. */
@@ -126,9 +128,13 @@ export function makePlan(input: PlanInput): Plan {
   });
 
   const byKey = new Map(input.stages.map((s) => [s.key, s]));
-  const planned = input.stages.filter((s) => s === target || s.named);
-  for (const skipped of input.stages.filter((s) => s !== target && !s.named)) {
-    notes.push(`stage ${skipped.key} has no name, so docker cannot build it alone: it is built inside the stages that use it, not cached on its own`);
+  const planned = input.stages.filter((s) => s === target || s.named || s.targetName !== undefined);
+  for (const stage of input.stages.filter((s) => s !== target && !s.named)) {
+    notes.push(
+      stage.targetName === undefined
+        ? `stage ${stage.key} has no name, so docker cannot build it alone: it is built inside the stages that use it, not cached on its own`
+        : `stage ${stage.key} has no name: the builds use a temporary copy of the Dockerfile that names it ${stage.targetName}, so it is built and cached on its own`,
+    );
   }
   const closure = (key: string, seen = new Set<string>()): Set<string> => {
     for (const dep of byKey.get(key)?.deps ?? []) {
@@ -156,7 +162,7 @@ export function makePlan(input: PlanInput): Plan {
     return {
       key: stage.key,
       isTarget,
-      targetArg: stage.named ? stage.key : undefined,
+      targetArg: stage.targetName ?? (stage.named ? stage.key : undefined),
       candidates: readScopes.map((scope) => refFor(scope, stage.key, isTarget)),
       writes: writeScopes.map((scope) => refFor(scope, stage.key, isTarget)),
       localRef: {

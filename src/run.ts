@@ -4,7 +4,8 @@ import { buildTargetThenExport, buildStageByStage, type StrategyContext } from '
 import { CacheOps } from './cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './docker.js';
-import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stageStepCount, stagesFor } from './dockerfile.js';
+import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stageStepCount, stagesFor, withStageNames } from './dockerfile.js';
+import { withDockerfile, writeDockerfileCopy } from './dockerfile-copy.js';
 import { ExitCode, tail, UserError, inputError } from './errors.js';
 import type { Runner } from './exec.js';
 import { formatRef, type ImageRef, parseImageRef } from './image-ref.js';
@@ -34,8 +35,19 @@ export interface RunDeps {
   readonly now?: () => number;
 }
 
-/** Stages to build, from --stages or from the Dockerfile's graph. */
-async function stageInputs(options: Options): Promise<StageInput[]> {
+interface StageInputs {
+  readonly inputs: StageInput[];
+  /** The Dockerfile with names given to its unnamed stages, to build in its place; undefined when none needs one. */
+  readonly namedText: string | undefined;
+}
+
+/**
+ * Stages to build, from --stages or from the Dockerfile's graph. docker builds a
+ * stage alone only by name (--target), so an unnamed stage that the target needs
+ * gets BuildKit's own label for it, stage-N, in a copy of the Dockerfile: it is
+ * then built, cached and reported like a named one.
+ */
+async function stageInputs(options: Options): Promise<StageInputs> {
   let text: string;
   try {
     text = await readFile(options.dockerfile, 'utf8');
@@ -54,7 +66,7 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
     const targetKey = options.target?.toLowerCase() ?? keys[keys.length - 1] ?? '';
     for (const key of [...keys, targetKey]) findStage(dockerfile, key, options.dockerfile);
     const ordered = [...keys.filter((k) => k !== targetKey), targetKey];
-    return ordered.map((key, i) => ({ key, named: true, deps: ordered.slice(0, i), isLast: false }));
+    return { inputs: ordered.map((key, i) => ({ key, named: true, deps: ordered.slice(0, i), isLast: false })), namedText: undefined };
   }
   const last = dockerfile.stages[dockerfile.stages.length - 1];
   const target = options.target === undefined ? last : findStage(dockerfile, options.target, options.dockerfile);
@@ -62,17 +74,26 @@ async function stageInputs(options: Options): Promise<StageInput[]> {
   if (target.name === undefined && target !== last) {
     throw inputError(`the target stage ${target.index} has no name`, 'name it with FROM ... AS NAME to build it with --target');
   }
+  const needed = stagesFor(dockerfile, target);
+  const taken = new Set(dockerfile.stages.map((s) => s.name));
+  const given = new Map<number, string>();
+  for (const stage of needed) {
+    if (stage.name === undefined && stage !== target && !taken.has(`stage-${stage.index}`)) given.set(stage.index, `stage-${stage.index}`);
+  }
+  const buildText = given.size > 0 ? withStageNames(text, given) : text;
   const keyOf = (index: number): string => dockerfile.stages[index]?.key ?? String(index);
-  return stagesFor(dockerfile, target).map((s) => ({
+  const inputs = needed.map((s) => ({
     key: s.key,
     named: s.name !== undefined,
+    targetName: given.get(s.index),
     deps: s.deps.map(keyOf),
     baseStage: s.baseStage === undefined ? null : keyOf(s.baseStage),
     isLast: s === last,
     baseImage: rootImage(dockerfile, s),
-    checkpoint: stageCheckpoint(text, s.index, fromIsStep(s)),
+    checkpoint: stageCheckpoint(buildText, s.index, fromIsStep(s)),
     buildkitSteps: stageStepCount(text, s.index, fromIsStep(s)),
   }));
+  return { inputs, namedText: given.size > 0 ? buildText : undefined };
 }
 
 /** BuildKit shows FROM as a step only for an image: not for scratch, not for another stage. */
@@ -127,13 +148,33 @@ function emptyStageReport(stage: PlannedStage): StageReport {
 export async function execute(options: Options, deps: RunDeps): Promise<RunReport> {
   const now = deps.now ?? Date.now;
   const started = now();
-  const { log } = deps;
   // Asked first: the answer (tens of milliseconds) comes while the inputs are read and the caches looked up.
   const probing = options.dryRun ? probeDocker(options, deps).catch(() => undefined) : probeDocker(options, deps);
   probing.catch(() => undefined);
   const branch = await findBranch(options, deps);
-  const inputs = await stageInputs(options);
+  const { inputs, namedText } = await stageInputs(options);
+  const copy = namedText === undefined ? undefined : await writeDockerfileCopy(namedText, options.dockerfile, 'drc-dockerfile-');
+  try {
+    const passthrough = copy ? withDockerfile(options.passthrough, copy.path) : options.passthrough;
+    return await runStages(options, deps, { started, probing, branch, inputs, passthrough });
+  } finally {
+    await copy?.remove();
+  }
+}
 
+interface Prepared {
+  readonly started: number;
+  readonly probing: Promise<DockerCapabilities | undefined>;
+  readonly branch: string | undefined;
+  readonly inputs: readonly StageInput[];
+  /** The user's docker build options; --file names the copy of the Dockerfile when one is built instead. */
+  readonly passthrough: readonly string[];
+}
+
+async function runStages(options: Options, deps: RunDeps, prepared: Prepared): Promise<RunReport> {
+  const now = deps.now ?? Date.now;
+  const { log } = deps;
+  const { started, probing, branch, inputs, passthrough } = prepared;
   const timeoutMs = options.timeoutSeconds * 1000;
   const planFor = (builder: BuilderKind): Plan =>
     makePlan({
@@ -148,7 +189,7 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
       pushCache: options.pushCache,
       builder,
       runId: deps.runId,
-      passthrough: options.passthrough,
+      passthrough,
       // Absolute: the docker CLI keys BuildKit's copy of the context on the path as given, so
       // two runs at once on one engine, each with context ".", overwrote each other's sources.
       context: resolvePath(options.context),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -48,6 +48,17 @@ describe('the bundled CLI', () => {
     assert.match(stdout, /push localhost:5000\/team\/app:v1$/m);
     const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[] });
     assert.ok(calls.every((c) => c.args[0] === 'version' || c.args[0] === 'buildx'), `only probes ran: ${JSON.stringify(calls)}`);
+  });
+
+  it('builds an unnamed stage used by index (COPY --from=0) alone, from a temporary copy of the Dockerfile that names it', () => {
+    const dir = project('FROM scratch\nCOPY a /a\nFROM scratch\nCOPY --from=0 /a /b\n');
+    const { code, stdout, stderr } = cli(['localhost:5000/team/app:v1', '--branch', 'main', '--dry-run', '--docker', FAKE], dir, { DOCKER_BUILDKIT: '1' });
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /stage 0 has no name: the builds use a temporary copy of the Dockerfile that names it stage-0/);
+    const build = /fake-docker\.mjs build --target stage-0 .* --file (\S+drc-dockerfile-[^/]+\/Dockerfile) \S+$/m.exec(stdout);
+    assert.ok(build, stdout);
+    assert.match(stdout, /manifest inspect localhost:5000\/team\/app:main__0$/m);
+    assert.ok(!existsSync(build[1] ?? ''), 'the copy is removed when the run ends');
   });
 
   it('passes the user\'s docker build options to every build, in order, with the context last', () => {

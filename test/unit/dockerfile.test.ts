@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findStage, parseDockerfile, stagesFor } from '../../src/dockerfile.ts';
+import { findStage, parseDockerfile, stagesFor, withStageNames } from '../../src/dockerfile.ts';
 
 const summary = (text: string, buildArgs = new Map<string, string>()) =>
   parseDockerfile(text, buildArgs).stages.map((s) => ({ key: s.key, base: s.base, deps: s.deps }));
@@ -124,5 +124,28 @@ describe('stagesFor', () => {
   it('detects a cycle made of forward COPY --from references', () => {
     const cyclic = parseDockerfile('FROM a AS one\nCOPY --from=two / /\nFROM b AS two\nCOPY --from=one / /\n');
     assert.throws(() => stagesFor(cyclic, findStage(cyclic, 'two')), /cycle: (one -> two -> one|two -> one -> two)/);
+  });
+});
+
+describe('withStageNames', () => {
+  const names = new Map([[0, 'stage-0']]);
+  it('adds AS NAME to the FROM of the stages listed, and changes nothing else', () => {
+    const text = 'ARG V=1\nFROM base:$V\nRUN make\nFROM base\nCOPY --from=0 /out /app\n';
+    assert.equal(withStageNames(text, names), 'ARG V=1\nFROM base:$V AS stage-0\nRUN make\nFROM base\nCOPY --from=0 /out /app\n');
+    assert.deepEqual(parseDockerfile(withStageNames(text, names)).stages.map((s) => s.name), ['stage-0', undefined]);
+  });
+  it('names a FROM written over several lines on its last line, with flags, in lower case, with a comment between', () => {
+    const text = 'from --platform=$BUILDPLATFORM \\\n# the base\n  base   \nrun make\nfrom base\n';
+    assert.equal(withStageNames(text, names), 'from --platform=$BUILDPLATFORM \\\n# the base\n  base AS stage-0\nrun make\nfrom base\n');
+    assert.equal(parseDockerfile(withStageNames(text, names)).stages[0]?.name, 'stage-0');
+  });
+  it('counts stages the way the parser does: a heredoc line reading FROM is not a stage; the escape directive is honoured', () => {
+    const heredoc = 'FROM base\nRUN <<EOF\nFROM inside\nEOF\nFROM base\nCOPY --from=0 / /\n';
+    assert.equal(withStageNames(heredoc, new Map([[1, 'stage-1']])), 'FROM base\nRUN <<EOF\nFROM inside\nEOF\nFROM base AS stage-1\nCOPY --from=0 / /\n');
+    const backtick = '# escape=`\nFROM `\n  base\nRUN a\nFROM base\n';
+    assert.equal(withStageNames(backtick, names), '# escape=`\nFROM `\n  base AS stage-0\nRUN a\nFROM base\n');
+  });
+  it('reads CRLF files (and writes LF)', () => {
+    assert.equal(withStageNames('FROM base\r\nRUN a\r\nFROM base\r\n', names), 'FROM base AS stage-0\nRUN a\nFROM base\n');
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatRef, parseImageRef } from '../../src/image-ref.ts';
-import { buildInvocation, type CacheCandidate, dryRunCommands, makePlan, type PlanInput } from '../../src/plan.ts';
+import { buildInvocation, type CacheCandidate, dryRunCommands, makePlan, type PlanInput, type PlannedStage } from '../../src/plan.ts';
 
 const STAGES = [
   { key: 'deps', named: true, deps: [], isLast: false },
@@ -79,6 +79,14 @@ describe('makePlan', () => {
     const plan = makePlan(input({ stages: [{ key: '0', named: false, deps: [], isLast: false }, { key: 'final', named: true, deps: ['0'], isLast: true }] }));
     assert.deepEqual(plan.stages.map((s) => s.key), ['final']);
     assert.match(plan.notes.join('\n'), /stage 0 has no name/);
+  });
+
+  it('builds an unnamed stage alone by the name given in the copy of the Dockerfile, keeps its key for tags, and says so', () => {
+    const plan = makePlan(input({ stages: [{ key: '0', named: false, targetName: 'stage-0', deps: [], isLast: false }, { key: 'final', named: true, deps: ['0'], isLast: true }] }));
+    assert.deepEqual(plan.stages.map((s) => [s.key, s.targetArg]), [['0', 'stage-0'], ['final', 'final']]);
+    assert.match(plan.notes.join('\n'), /stage 0 has no name: the builds use a temporary copy of the Dockerfile that names it stage-0/);
+    assert.ok(plan.stages[0]?.writes.every((w) => formatRef(w.ref).endsWith('__0')), 'cache tags use the key');
+    assert.deepEqual(buildInvocation(plan, plan.stages[0] as PlannedStage, new Map(), new Set()).args.slice(0, 3), ['build', '--target', 'stage-0']);
   });
 
   it('knows which planned stages lie down each stage\'s FROM chain (their layers are in its image), through unnamed ones', () => {
