@@ -66,7 +66,12 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     const targetKey = options.target?.toLowerCase() ?? keys[keys.length - 1] ?? '';
     for (const key of [...keys, targetKey]) findStage(dockerfile, key, options.dockerfile);
     const ordered = [...keys.filter((k) => k !== targetKey), targetKey];
-    return { inputs: ordered.map((key, i) => ({ key, named: true, deps: ordered.slice(0, i), isLast: false })), namedText: undefined };
+    const chosen = ordered.map((key) => findStage(dockerfile, key, options.dockerfile));
+    // The last stage of the file builds without --target; other unnamed ones need a name.
+    const lastStage = dockerfile.stages[dockerfile.stages.length - 1];
+    const given = namesFor(dockerfile, chosen.filter((s) => s.name === undefined && s !== lastStage).map((s) => s.index));
+    const inputs = chosen.map((stage, i) => ({ key: ordered[i] ?? stage.key, named: stage.name !== undefined, targetName: given.get(stage.index), deps: ordered.slice(0, i), isLast: false }));
+    return { inputs, namedText: given.size > 0 ? withStageNames(text, given) : undefined };
   }
   const last = dockerfile.stages[dockerfile.stages.length - 1];
   const target = options.target === undefined ? last : findStage(dockerfile, options.target, options.dockerfile);
@@ -75,11 +80,7 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     throw inputError(`the target stage ${target.index} has no name`, 'name it with FROM ... AS NAME to build it with --target');
   }
   const needed = stagesFor(dockerfile, target);
-  const taken = new Set(dockerfile.stages.map((s) => s.name));
-  const given = new Map<number, string>();
-  for (const stage of needed) {
-    if (stage.name === undefined && stage !== target && !taken.has(`stage-${stage.index}`)) given.set(stage.index, `stage-${stage.index}`);
-  }
+  const given = namesFor(dockerfile, needed.filter((s) => s.name === undefined && s !== target).map((s) => s.index));
   const buildText = given.size > 0 ? withStageNames(text, given) : text;
   const keyOf = (index: number): string => dockerfile.stages[index]?.key ?? String(index);
   const inputs = needed.map((s) => ({
@@ -94,6 +95,12 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     buildkitSteps: stageStepCount(text, s.index, fromIsStep(s)),
   }));
   return { inputs, namedText: given.size > 0 ? buildText : undefined };
+}
+
+/** stage-N for each unnamed stage given by index, unless another stage already has that name. */
+function namesFor(dockerfile: Dockerfile, indexes: readonly number[]): Map<number, string> {
+  const taken = new Set(dockerfile.stages.map((s) => s.name));
+  return new Map(indexes.filter((i) => !taken.has(`stage-${i}`)).map((i) => [i, `stage-${i}`]));
 }
 
 /** BuildKit shows FROM as a step only for an image: not for scratch, not for another stage. */

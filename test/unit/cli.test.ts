@@ -61,6 +61,16 @@ describe('the bundled CLI', () => {
     assert.ok(!existsSync(build[1] ?? ''), 'the copy is removed when the run ends');
   });
 
+  it('--stages naming unnamed stages: the middle one gets its name in the copy, the last one builds without --target', () => {
+    const dir = project('FROM scratch\nCOPY a /a\nFROM scratch\nCOPY --from=0 /a /b\n');
+    const { code, stdout, stderr } = cli(['localhost:5000/team/app:v1', '--branch', 'main', '--stages', '0,1', '--dry-run', '--docker', FAKE], dir, { DOCKER_BUILDKIT: '1' });
+    assert.equal(code, 0, stderr);
+    const builds = stdout.split('\n').filter((l) => /fake-docker\.mjs build /.test(l));
+    assert.ok(builds.some((l) => /build --target stage-0 --tag \S+__0 /.test(l)), stdout);
+    assert.ok(builds.some((l) => /build --tag \S+__1 /.test(l)), `the last stage has no --target:\n${stdout}`);
+    assert.ok(builds.every((l) => / --file \S+drc-dockerfile-[^/]+\/Dockerfile /.test(l)), stdout);
+  });
+
   it('passes the user\'s docker build options to every build, in order, with the context last', () => {
     const dir = project();
     mkdirSync(join(dir, 'ctx'));
