@@ -35,6 +35,13 @@ export class CacheOps {
   retries = 0;
   private readonly down = new Set<string>();
   private readonly noPushRights = new Set<string>();
+  /**
+   * Registries where a cache push already failed after its retries: later cache
+   * pushes there get one attempt (docker push retries each layer itself; measured
+   * against a registry that resets every large upload, one docker push gave up
+   * after 25 s, and each retry repeated that).
+   */
+  private readonly failingCachePushes = new Set<string>();
   /** Manifests and configs read from the registry, by reference; dropped when this run writes the tag. */
   private readonly images = new Map<string, Promise<RemoteImage | undefined>>();
   /**
@@ -76,11 +83,11 @@ export class CacheOps {
    * `timeoutMeansDown`: a lookup or pull that keeps timing out says the registry
    * stalls; a push may time out on one large layer while the registry is fine.
    */
-  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>, timeoutMeansDown = true, bestEffort = true): Promise<OpResult> {
+  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>, timeoutMeansDown = true, bestEffort = true, attempts = this.policy.attempts): Promise<OpResult> {
     // Best-effort cache work skips a registry given up on; the deploy push always tries.
     if (bestEffort && this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
     const { value, retries } = await withRetry(
-      this.policy,
+      { ...this.policy, attempts },
       async () => {
         const result = await attempt();
         return { ok: result.ok, value: result, message: result.message };
@@ -138,12 +145,17 @@ export class CacheOps {
   /** Pushes with retries. A cache push is best-effort; the deploy push (`deploy`) is not. */
   async push(ref: ImageRef, purpose: 'cache' | 'deploy' = 'cache'): Promise<OpResult> {
     this.forget(ref);
+    const domain = this.domainOf(ref);
+    const attempts = purpose === 'cache' && this.failingCachePushes.has(domain) ? 1 : this.policy.attempts;
     const result = await this.retrying(`${purpose} push of`, ref, async () => {
       const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
       return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5) };
-    }, false, purpose === 'cache');
+    }, false, purpose === 'cache', attempts);
+    if (purpose === 'cache' && !result.ok && classifyFailure(result.message) !== 'permanent' && !this.failingCachePushes.has(domain)) {
+      this.failingCachePushes.add(domain);
+      this.log.info(`cache pushes to ${domain} fail (${firstLine(result.message)}): the later ones get one attempt each`);
+    }
     if (purpose === 'cache' && !result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
-      const domain = this.domainOf(ref);
       if (!this.noPushRights.has(domain)) {
         this.noPushRights.add(domain);
         this.log.warn(`registry ${domain} refused a push (${firstLine(result.message)}): no push rights, so the remaining cache pushes are skipped; log in with an account that may push`);

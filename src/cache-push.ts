@@ -4,6 +4,7 @@ import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { CacheCandidate, PlannedStage } from './plan.js';
 import type { StageReport } from './report.js';
+import { classifyFailure } from './retry.js';
 import type { UploadChoice } from './upload-choice.js';
 
 function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
@@ -91,12 +92,24 @@ export async function pushStageCache(
     pushedAs ??= write;
     return { ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' };
   };
-  // Until one tag holds the image, one write at a time (a failed push lets the next tag try);
-  // after that every other tag is a manifest copy of it, all at once.
+  // Until one tag holds the image, one write at a time (a push refused for its tag lets the
+  // next tag try); after that every other tag is a manifest copy of it, all at once. A push
+  // that failed on the way (timeouts, resets, 5xx) would fail the same for the next tag: the
+  // same layers go to the same registry, so those are not tried.
   const entries: Entry[] = [];
   let next = 0;
-  while (next < stage.writes.length && !unchanged && !pushedAs) entries.push(await writeOne(stage.writes[next++] as CacheCandidate));
-  entries.push(...(await Promise.all(stage.writes.slice(next).map(writeOne))));
+  let failedOnTheWay: Entry | undefined;
+  while (next < stage.writes.length && !unchanged && !pushedAs && !failedOnTheWay) {
+    const entry = await writeOne(stage.writes[next++] as CacheCandidate);
+    entries.push(entry);
+    if (entry.action === 'failed' && classifyFailure(entry.message ?? '') !== 'permanent') failedOnTheWay = entry;
+  }
+  if (failedOnTheWay) {
+    for (const write of stage.writes.slice(next)) {
+      log.info(`cache ${formatRef(write.ref)}: not tried (the push of ${failedOnTheWay.ref} just failed on the way; this one sends the same layers)`);
+      entries.push({ ref: formatRef(write.ref), action: 'skipped', message: `the push of ${failedOnTheWay.ref} failed` });
+    }
+  } else entries.push(...(await Promise.all(stage.writes.slice(next).map(writeOne))));
   stageReport.cachePush.push(...entries);
   return unchanged ? source : pushedAs;
 }

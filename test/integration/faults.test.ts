@@ -77,7 +77,7 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     assert.deepEqual(await registryTags(`${REGISTRY}/${path}`), ['__builder', '__deps', 'latest', 'main', 'main__builder', 'main__deps', 'v1']);
   });
 
-  it('resets on every large layer upload: the cache pushes warn, the run goes on to deploy', async () => {
+  it('resets on every large layer upload: the cache pushes warn without repeating themselves, the run goes on to deploy', async () => {
     // Only the 4 MB dependency layer is that large: the deps and builder caches cannot be pushed, the final image can.
     const p = await proxy([{ match: isBlobUpload, fault: { kind: 'reset-after-bytes', bytes: 3 * 1024 * 1024 }, times: Infinity }]);
     const path = repoPath('reset-always');
@@ -87,6 +87,10 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     assert.match(run.stderr, /WARNING: could not push the cache .*main__deps/);
     assert.equal(run.report?.deploy[0]?.action, 'pushed');
     assert.ok((await registryTags(`${REGISTRY}/${path}`)).includes('v1'), 'the deploy tag arrived');
+    // The stage's other tag would send the same layers: not tried. After the first failed push, the others get one attempt.
+    const pushes = Object.fromEntries((run.report?.stages ?? []).map((s) => [s.stage, s.cachePush.map((c) => c.action)]));
+    assert.deepEqual(pushes, { deps: ['failed', 'skipped'], builder: ['failed', 'skipped'], final: ['pushed', 'copied'] }, explain(run));
+    assert.equal((run.stderr.match(/retry \d of cache push of/g) ?? []).length, 1, 'only the first failing push was retried');
   });
 
   it('401 on push: no retry, a clear message, the remaining cache pushes skipped, the deploy fails loudly', async () => {
