@@ -9,6 +9,8 @@ import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
 import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
 import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
+
+const TIMED_OUT = 'timed out after';
 import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
@@ -37,9 +39,8 @@ export class CacheOps {
   private readonly noPushRights = new Set<string>();
   /**
    * Registries where a cache push already failed after its retries: later cache
-   * pushes there get one attempt (docker push retries each layer itself; measured
-   * against a registry that resets every large upload, one docker push gave up
-   * after 25 s, and each retry repeated that).
+   * pushes there get one attempt (against a registry that resets every large
+   * upload, each docker push spent 50 s retrying the layer before it failed).
    */
   private readonly failingCachePushes = new Set<string>();
   /** Manifests and configs read from the registry, by reference; dropped when this run writes the tag. */
@@ -83,7 +84,15 @@ export class CacheOps {
    * `timeoutMeansDown`: a lookup or pull that keeps timing out says the registry
    * stalls; a push may time out on one large layer while the registry is fine.
    */
-  private async retrying(what: string, ref: ImageRef, attempt: () => Promise<OpResult>, timeoutMeansDown = true, bestEffort = true, attempts = this.policy.attempts): Promise<OpResult> {
+  private async retrying(
+    what: string,
+    ref: ImageRef,
+    attempt: () => Promise<OpResult>,
+    timeoutMeansDown = true,
+    bestEffort = true,
+    attempts = this.policy.attempts,
+    giveUp?: (message: string) => boolean,
+  ): Promise<OpResult> {
     // Best-effort cache work skips a registry given up on; the deploy push always tries.
     if (bestEffort && this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
     const { value, retries } = await withRetry(
@@ -94,6 +103,7 @@ export class CacheOps {
       },
       undefined,
       (n, message, delay) => this.log.info(`  retry ${n} of ${what} ${formatRef(ref)} in ${(delay / 1000).toFixed(1)}s: ${firstLine(message)}`),
+      giveUp,
     );
     this.retries += retries;
     // A registry that refused connections, or kept timing out, is not asked again.
@@ -133,7 +143,7 @@ export class CacheOps {
   async pull(ref: ImageRef): Promise<OpResult> {
     return this.retrying('pull of', ref, async () => {
       const result = await this.docker.pull(formatRef(ref), this.timeoutMs);
-      return { ok: result.exitCode === 0, message: result.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3) };
+      return { ok: result.exitCode === 0, message: result.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3) };
     });
   }
 
@@ -147,10 +157,17 @@ export class CacheOps {
     this.forget(ref);
     const domain = this.domainOf(ref);
     const attempts = purpose === 'cache' && this.failingCachePushes.has(domain) ? 1 : this.policy.attempts;
+    // A cache push is not started over when it used all of --timeout, or when the engine
+    // already retried its layer uploads (docker push prints "Retrying in N seconds"; about
+    // 50 s of them against a registry that resets every large upload): best-effort work
+    // must not multiply a stall.
+    let settledByEngine = false;
+    const giveUp = purpose === 'cache' ? (message: string): boolean => settledByEngine || message.startsWith(TIMED_OUT) : undefined;
     const result = await this.retrying(`${purpose} push of`, ref, async () => {
       const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
-      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `timed out after ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5) };
-    }, false, purpose === 'cache', attempts);
+      settledByEngine = /Retrying in \d+ seconds?/.test(pushed.stdout);
+      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5) };
+    }, false, purpose === 'cache', attempts, giveUp);
     if (purpose === 'cache' && !result.ok && classifyFailure(result.message) !== 'permanent' && !this.failingCachePushes.has(domain)) {
       this.failingCachePushes.add(domain);
       this.log.info(`cache pushes to ${domain} fail (${firstLine(result.message)}): the later ones get one attempt each`);

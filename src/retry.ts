@@ -50,13 +50,15 @@ export async function withRetry<T>(
   attempt: () => Promise<{ ok: boolean; value: T; message?: string }>,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   onRetry?: (attemptNo: number, message: string, delayMs: number) => void,
+  /** Failures the caller does not want retried although they may pass (a best-effort push that timed out). */
+  giveUp?: (message: string) => boolean,
 ): Promise<Attempted<T>> {
   let retries = 0;
   for (let n = 1; ; n++) {
     const result = await attempt();
     if (result.ok) return { value: result.value, retries };
     const kind = classifyFailure(result.message ?? '');
-    if (kind === 'permanent' || n >= policy.attempts) return { value: result.value, retries };
+    if (kind === 'permanent' || n >= policy.attempts || giveUp?.(result.message ?? '')) return { value: result.value, retries };
     const delay = backoffDelay(policy, n);
     onRetry?.(n, result.message ?? '', delay);
     await sleep(delay);

@@ -87,10 +87,11 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     assert.match(run.stderr, /WARNING: could not push the cache .*main__deps/);
     assert.equal(run.report?.deploy[0]?.action, 'pushed');
     assert.ok((await registryTags(`${REGISTRY}/${path}`)).includes('v1'), 'the deploy tag arrived');
-    // The stage's other tag would send the same layers: not tried. After the first failed push, the others get one attempt.
+    // The stage's other tag would send the same layers: not tried. docker push outlasts --timeout 15 here (it retries each
+    // layer itself), and a cache push that used its whole timeout is not started over.
     const pushes = Object.fromEntries((run.report?.stages ?? []).map((s) => [s.stage, s.cachePush.map((c) => c.action)]));
     assert.deepEqual(pushes, { deps: ['failed', 'skipped'], builder: ['failed', 'skipped'], final: ['pushed', 'copied'] }, explain(run));
-    assert.equal((run.stderr.match(/retry \d of cache push of/g) ?? []).length, 1, 'only the first failing push was retried');
+    assert.doesNotMatch(run.stderr, /retry \d of cache push of/);
   });
 
   it('401 on push: no retry, a clear message, the remaining cache pushes skipped, the deploy fails loudly', async () => {

@@ -33,6 +33,11 @@ describe('withRetry', () => {
     const result = await withRetry(policy, async () => ({ ok: false, value: ++calls, message: 'unauthorized: authentication required' }), async () => undefined);
     assert.deepEqual(result, { value: 1, retries: 0 });
   });
+  it('stops at a failure the caller gives up on, although it may pass', async () => {
+    let calls = 0;
+    const result = await withRetry(policy, async () => ({ ok: false, value: ++calls, message: 'timed out after 15s' }), async () => undefined, undefined, (m) => m.startsWith('timed out'));
+    assert.deepEqual(result, { value: 1, retries: 0 });
+  });
   it('gives up after the last attempt', async () => {
     let calls = 0;
     const result = await withRetry(policy, async () => ({ ok: false, value: ++calls, message: '500' }), async () => undefined);

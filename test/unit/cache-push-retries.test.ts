@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CacheOps } from '../../src/cache-ops.ts';
+import type { Docker } from '../../src/docker.ts';
+import type { RunResult } from '../../src/exec.ts';
+import { parseImageRef } from '../../src/image-ref.ts';
+import { consoleLogger } from '../../src/log.ts';
+import type { RegistryApi } from '../../src/registry.ts';
+
+/** CacheOps with a docker stand-in whose every push fails as given; counts the pushes per tag. */
+function opsFailingWith(failure: Partial<RunResult>): { ops: CacheOps; pushes: Map<string, number>; output: string[] } {
+  const pushes = new Map<string, number>();
+  const docker = {
+    push: async (ref: string): Promise<RunResult> => {
+      pushes.set(ref, (pushes.get(ref) ?? 0) + 1);
+      return { exitCode: 1, stdout: '', stderr: '', all: '', timedOut: false, notFound: false, canceled: false, durationMs: 1, ...failure };
+    },
+  } as unknown as Docker;
+  const output: string[] = [];
+  const log = consoleLogger({ verbose: false, write: (text) => output.push(text) });
+  const ops = new CacheOps(docker, {} as RegistryApi, log, { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, 15_000);
+  return { ops, pushes, output };
+}
+
+const ref = (tag: string) => parseImageRef(`registry.test/team/app:${tag}`);
+
+describe('cache pushes that keep failing', () => {
+  it('a failing cache push is retried; after it, cache pushes to that registry get one attempt; the deploy push still gets all', async () => {
+    const { ops, pushes, output } = opsFailingWith({ stderr: 'write tcp: connection reset by peer' });
+    assert.equal((await ops.push(ref('main__deps'))).ok, false);
+    assert.equal((await ops.push(ref('main__builder'))).ok, false);
+    await ops.push(ref('v1'), 'deploy');
+    assert.deepEqual(Object.fromEntries(pushes), { 'registry.test/team/app:main__deps': 3, 'registry.test/team/app:main__builder': 1, 'registry.test/team/app:v1': 3 });
+    assert.match(output.join(''), /cache pushes to registry\.test fail \(write tcp: connection reset by peer\): the later ones get one attempt each/);
+  });
+
+  it('a cache push that used the whole --timeout is not started over; a deploy push that timed out is', async () => {
+    const { ops, pushes } = opsFailingWith({ timedOut: true, exitCode: 124 });
+    const cache = await ops.push(ref('main__deps'));
+    assert.equal(cache.message, 'timed out after 15s');
+    await ops.push(ref('v1'), 'deploy');
+    assert.deepEqual(Object.fromEntries(pushes), { 'registry.test/team/app:main__deps': 1, 'registry.test/team/app:v1': 3 });
+  });
+
+  it('a cache push whose layer uploads the engine already retried is not started over', async () => {
+    const { ops, pushes } = opsFailingWith({ stdout: 'abc: Retrying in 2 seconds\nabc: Retrying in 1 second\n', stderr: 'write tcp: connection reset by peer' });
+    await ops.push(ref('main__deps'));
+    assert.equal(pushes.get('registry.test/team/app:main__deps'), 1);
+  });
+
+  it('a push refused for lack of rights is neither retried nor counted as failing on the way', async () => {
+    const { ops, pushes, output } = opsFailingWith({ stderr: 'denied: requested access to the resource is denied' });
+    await ops.push(ref('main__deps'));
+    assert.equal(pushes.get('registry.test/team/app:main__deps'), 1);
+    assert.doesNotMatch(output.join(''), /get one attempt each/);
+  });
+});
