@@ -9,9 +9,9 @@ import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
 import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
 import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
+import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
 
 const TIMED_OUT = 'timed out after';
-import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
 
@@ -37,12 +37,6 @@ export class CacheOps {
   retries = 0;
   private readonly down = new Set<string>();
   private readonly noPushRights = new Set<string>();
-  /**
-   * Registries where a cache push already failed after its retries: later cache
-   * pushes there get one attempt (against a registry that resets every large
-   * upload, each docker push spent 50 s retrying the layer before it failed).
-   */
-  private readonly failingCachePushes = new Set<string>();
   /** Manifests and configs read from the registry, by reference; dropped when this run writes the tag. */
   private readonly images = new Map<string, Promise<RemoteImage | undefined>>();
   /**
@@ -90,13 +84,12 @@ export class CacheOps {
     attempt: () => Promise<OpResult>,
     timeoutMeansDown = true,
     bestEffort = true,
-    attempts = this.policy.attempts,
     giveUp?: (message: string) => boolean,
   ): Promise<OpResult> {
     // Best-effort cache work skips a registry given up on; the deploy push always tries.
     if (bestEffort && this.isDown(ref)) return { ok: false, message: `registry ${this.domainOf(ref)} is unreachable` };
     const { value, retries } = await withRetry(
-      { ...this.policy, attempts },
+      this.policy,
       async () => {
         const result = await attempt();
         return { ok: result.ok, value: result, message: result.message };
@@ -156,7 +149,6 @@ export class CacheOps {
   async push(ref: ImageRef, purpose: 'cache' | 'deploy' = 'cache'): Promise<OpResult> {
     this.forget(ref);
     const domain = this.domainOf(ref);
-    const attempts = purpose === 'cache' && this.failingCachePushes.has(domain) ? 1 : this.policy.attempts;
     // A cache push is not started over when it used all of --timeout, or when the engine
     // already retried its layer uploads (docker push prints "Retrying in N seconds"; about
     // 50 s of them against a registry that resets every large upload): best-effort work
@@ -167,11 +159,7 @@ export class CacheOps {
       const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
       settledByEngine = /Retrying in \d+ seconds?/.test(pushed.stdout);
       return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5) };
-    }, false, purpose === 'cache', attempts, giveUp);
-    if (purpose === 'cache' && !result.ok && classifyFailure(result.message) !== 'permanent' && !this.failingCachePushes.has(domain)) {
-      this.failingCachePushes.add(domain);
-      this.log.info(`cache pushes to ${domain} fail (${firstLine(result.message)}): the later ones get one attempt each`);
-    }
+    }, false, purpose === 'cache', giveUp);
     if (purpose === 'cache' && !result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
       if (!this.noPushRights.has(domain)) {
         this.noPushRights.add(domain);

@@ -18,7 +18,7 @@ export const HELPER_OPTIONS = {
   username: { type: 'string', describe: 'Log in to the registry as this user first (the password comes from --password-stdin or --password-env).' },
   'password-stdin': { type: 'boolean', default: false, describe: 'Read the registry password from standard input.' },
   'password-env': { type: 'string', describe: 'Name of the environment variable that holds the registry password. Example: --password-env DOCKER_PASSWORD' },
-  retries: { type: 'number', default: 3, describe: 'Attempts for a registry operation that fails for a transient reason (5xx, 429, reset). A cache push is not repeated when docker push already retried its layers or it timed out, and after one failed cache push the others to that registry get one attempt.' },
+  retries: { type: 'number', default: 3, describe: 'Attempts for a registry operation that fails for a transient reason (5xx, 429, reset). A cache push is not repeated when docker push already retried its layers or it timed out.' },
   timeout: { type: 'number', default: 300, describe: 'Seconds one registry operation (pull, push, lookup) may take before it is abandoned.' },
   'dry-run': { type: 'boolean', default: false, describe: 'Print the docker commands the run would make, assuming the most specific cache of each stage exists; run nothing.' },
   verbose: { type: 'boolean', default: false, describe: 'Show full command lines, and stack traces on errors.' },

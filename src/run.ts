@@ -64,7 +64,6 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     // --stages overrides detection: each listed stage needs those before it.
     const keys = [...options.stages];
     const targetKey = options.target?.toLowerCase() ?? keys[keys.length - 1] ?? '';
-    for (const key of [...keys, targetKey]) findStage(dockerfile, key, options.dockerfile);
     const ordered = [...keys.filter((k) => k !== targetKey), targetKey];
     const chosen = ordered.map((key) => findStage(dockerfile, key, options.dockerfile));
     // The last stage of the file builds without --target; other unnamed ones need a name.

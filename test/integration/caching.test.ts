@@ -3,19 +3,13 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  BUILDKIT_CLI, CLASSIC_CLI, buildNoCache, cleanup, ensureTestEnv, imageFiles, registryDigest, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine,
-  type HelperRun,
-} from '../support/env.ts';
+import { BUILDKIT_CLI, buildNoCache, CLASSIC_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryDigest, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 const BUILDERS = [
   { name: 'buildkit', cli: BUILDKIT_CLI, env: { DOCKER_BUILDKIT: '1' } },
   { name: 'classic', cli: CLASSIC_CLI, env: { DOCKER_BUILDKIT: '0' } },
 ];
 
-function explain(run: HelperRun): string {
-  return `exit ${run.code}\nstdout:\n${run.stdout.slice(-2500)}\nstderr:\n${run.stderr.slice(-2500)}`;
-}
 
 for (const builder of BUILDERS) {
   describe(`remote layer cache on a fresh engine, ${builder.name} builder`, { timeout: 600_000 }, () => {

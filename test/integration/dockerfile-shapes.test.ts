@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, imageFiles, runHelper, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, imageFiles, reportedStage, runHelper, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 /**
  * Dockerfile shapes users write, each run twice on fresh engines with BuildKit (cold
@@ -65,9 +65,6 @@ function project(dockerfile: string): string {
   return dir;
 }
 
-function explain(run: HelperRun): string {
-  return `exit ${run.code}\nstderr:\n${run.stderr.slice(-3000)}`;
-}
 
 function noCacheFiles(dir: string, args: readonly string[], tag: string): Map<string, string> {
   execFileSync(BUILDKIT_CLI, ['build', '--no-cache', '-q', ...args, '-t', tag, dir], { cwd: dir, env: { ...process.env, DOCKER_BUILDKIT: '1' }, stdio: 'ignore', timeout: 120_000 });
@@ -95,8 +92,7 @@ describe('Dockerfile shapes on the real engine: cold, then a source change on a 
       wipeEngine();
       const change = await runHelper([`${repo}:v2`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main', ...second], { cwd: dir, env });
       assert.equal(change.code, 0, explain(change));
-      const stage = change.report?.stages.find((s) => s.stage === shape.dependencyStage);
-      assert.deepEqual(stage?.steps, shape.afterChange, `${shape.dependencyStage} after the source change:\n${change.stderr.slice(-3000)}`);
+      assert.deepEqual(reportedStage(change, shape.dependencyStage).steps, shape.afterChange, `${shape.dependencyStage} after the source change:\n${change.stderr.slice(-3000)}`);
 
       assert.deepEqual(imageFiles(`${repo}:v2`), noCacheFiles(dir, second, `${repo}:nocache`), 'the deploy image has the files of a no-cache build');
     });

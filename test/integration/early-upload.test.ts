@@ -4,7 +4,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, imageFiles, registryTags, runHelper, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 const BUILDKIT = { DOCKER_BUILDKIT: '1' };
 const EARLY = /stage builder: ([\d.]+) MB of dependency layers \(steps up to 4\/6\) uploaded while the source steps run/;
@@ -34,15 +34,7 @@ function app(): string {
   return dir;
 }
 
-function explain(run: HelperRun): string {
-  return `exit ${run.code}\nstderr:\n${run.stderr.slice(-3000)}`;
-}
 
-function stage(run: HelperRun, key: string): NonNullable<HelperRun['report']>['stages'][number] {
-  const found = run.report?.stages.find((s) => s.stage === key);
-  assert.ok(found, `report has stage ${key}`);
-  return found;
-}
 
 describe('dependency layers uploaded while the source steps run, on the real engine', { timeout: 600_000 }, () => {
   const repo = uniqueRepo('early');
@@ -57,7 +49,7 @@ describe('dependency layers uploaded while the source steps run, on the real eng
     const early = EARLY.exec(run.stderr);
     assert.ok(early, `early upload reported:\n${run.stderr.slice(-3000)}`);
     assert.ok(Number(early[1]) >= 6.2, `the early upload carried the dependency layer (${early[1]} MB)`);
-    const builder = stage(run, 'builder');
+    const builder = reportedStage(run, 'builder');
     // Early upload + the stage's own push, counted together: the 6.3 MB layer once plus the base and small layers, never twice (>= 12.6).
     assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 11, `builder MB pushed: ${builder.mbPushed}`);
     assert.deepEqual((await registryTags(repo)).sort(), ['__builder', 'latest', 'main', 'main__builder', 'v1']);
@@ -73,7 +65,7 @@ describe('dependency layers uploaded while the source steps run, on the real eng
     wipeEngine();
     const run = await runHelper([`${repo}:v2`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: dir, env: BUILDKIT });
     assert.equal(run.code, 0, explain(run));
-    assert.deepEqual(stage(run, 'builder').steps, { cached: 3, total: 5 }, 'WORKDIR, COPY deps, RUN deps cached; the source steps ran');
+    assert.deepEqual(reportedStage(run, 'builder').steps, { cached: 3, total: 5 }, 'WORKDIR, COPY deps, RUN deps cached; the source steps ran');
     assert.ok(!EARLY.test(run.stderr), 'nothing to upload early: the dependency step was a cache hit');
   });
 
@@ -84,14 +76,14 @@ describe('dependency layers uploaded while the source steps run, on the real eng
     assert.equal(run.code, 0, explain(run));
     assert.equal(run.report?.strategy, 'target-then-export');
     assert.ok(EARLY.test(run.stderr), `early upload reported:\n${run.stderr.slice(-3000)}`);
-    const builder = stage(run, 'builder');
+    const builder = reportedStage(run, 'builder');
     assert.ok(builder.mbPushed !== null && builder.mbPushed >= 6.2 && builder.mbPushed < 11, `builder MB pushed: ${builder.mbPushed}`);
 
     appendFileSync(join(dir, 'src', 'main.txt'), 'change 2\n');
     wipeEngine();
     const next = await runHelper([`${repo}:v4`, '--docker', BUILDKIT_CLI, '--branch', 'topic', '--default-branch', 'main'], { cwd: dir, env: BUILDKIT });
     assert.equal(next.code, 0, explain(next));
-    assert.equal(stage(next, 'builder').cacheUsed?.scope, 'branch');
-    assert.deepEqual(stage(next, 'builder').steps, { cached: 3, total: 5 });
+    assert.equal(reportedStage(next, 'builder').cacheUsed?.scope, 'branch');
+    assert.deepEqual(reportedStage(next, 'builder').steps, { cached: 3, total: 5 });
   });
 });

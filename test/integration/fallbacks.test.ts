@@ -2,13 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { BUILDKIT_CLI, cleanup, ensureTestEnv, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
+import { BUILDKIT_CLI, cleanup, ensureTestEnv, explain, type HelperRun, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 const BUILDKIT = { DOCKER_BUILDKIT: '1' };
 
-function explain(run: HelperRun): string {
-  return `exit ${run.code}\nstdout:\n${run.stdout.slice(-2000)}\nstderr:\n${run.stderr.slice(-2000)}`;
-}
 
 /** Builds `app` on main (cold), then applies `change` and builds a topic branch on a fresh engine. */
 async function cachedThenChanged(repo: string, app: string, change: (dockerfile: string) => string, source?: string): Promise<HelperRun> {

@@ -5,12 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isBlobUpload, isManifestPut, isManifestRead, isWrite, startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
-import {
-  BUILDKIT_CLI, BUNDLE, REGISTRY, cleanup, ensureTestEnv, imageFiles, registryDigest, registryTags, runHelper, smallApp, wipeEngine, type HelperRun,
-} from '../support/env.ts';
+import { BUILDKIT_CLI, BUNDLE, cleanup, ensureTestEnv, explain, type HelperRun, imageFiles, REGISTRY, registryDigest, registryTags, runHelper, smallApp, wipeEngine } from '../support/env.ts';
 
 const BUILDKIT = { DOCKER_BUILDKIT: '1' };
-const explain = (run: HelperRun): string => `exit ${run.code}\nstdout:\n${run.stdout.slice(-2500)}\nstderr:\n${run.stderr.slice(-3500)}`;
 const repoPath = (label: string): string => `fault-${label}-${Math.random().toString(16).slice(2, 8)}/app`;
 
 describe('fault matrix on the real engine, through a fault-injecting proxy', { timeout: 900_000 }, () => {

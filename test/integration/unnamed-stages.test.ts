@@ -4,7 +4,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, CLASSIC_CLI, cleanup, ensureTestEnv, registryTags, runHelper, uniqueRepo, wipeEngine, type HelperRun } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, CLASSIC_CLI, cleanup, ensureTestEnv, explain, type HelperRun, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 /**
  * The multi-stage form of Docker's own documentation: the first stage has no name
@@ -36,15 +36,7 @@ function app(): string {
   return dir;
 }
 
-function explain(run: HelperRun): string {
-  return `exit ${run.code}\nstderr:\n${run.stderr.slice(-3000)}`;
-}
 
-function stage(run: HelperRun, key: string): NonNullable<HelperRun['report']>['stages'][number] {
-  const found = run.report?.stages.find((s) => s.stage === key);
-  assert.ok(found, `report has stage ${key}: ${JSON.stringify(run.report?.stages.map((s) => s.stage))}`);
-  return found;
-}
 
 /** The temporary Dockerfile copies the run built with (from --verbose command lines). */
 function copiesUsed(run: HelperRun): string[] {
@@ -71,7 +63,7 @@ for (const [builder, cli, env] of [
       assert.equal(run.code, 0, explain(run));
       assert.match(run.stderr, /stage 0 has no name: the builds use a temporary copy of the Dockerfile that names it stage-0/);
       assert.match(run.stderr, /--target stage-0/);
-      assert.deepEqual(stage(run, '0').steps, { cached: 0, total: 5 });
+      assert.deepEqual(reportedStage(run, '0').steps, { cached: 0, total: 5 });
       assert.deepEqual((await registryTags(repo)).sort(), ['__0', 'latest', 'main', 'main__0', 'v1']);
       const copies = copiesUsed(run);
       assert.equal(copies.length, 1, `one copy used: ${copies.join(', ')}`);
@@ -87,7 +79,7 @@ for (const [builder, cli, env] of [
       wipeEngine();
       const run = await runHelper([`${repo}:v2`, '--docker', cli, '--branch', 'topic', '--default-branch', 'main'], { cwd: dir, env });
       assert.equal(run.code, 0, explain(run));
-      const zero = stage(run, '0');
+      const zero = reportedStage(run, '0');
       assert.deepEqual(zero.steps, { cached: 3, total: 5 }, 'WORKDIR, COPY deps, RUN deps from the cache; the source steps ran');
       assert.equal(zero.cacheUsed?.ref, `${repo}:main__0`);
       execFileSync(cli, ['build', '-q', '--no-cache', '-t', `${repo}:plain`, dir], { env: { ...process.env, ...env }, timeout: 120_000 });

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
@@ -125,6 +126,18 @@ export interface Report {
   warnings: string[];
   stages: { stage: string; cacheUsed: { scope: string; branch: string | null; ref: string } | null; steps: { cached: number; total: number } | null; status: string; cachePush: { ref: string; action: string; message?: string }[]; mbPushed: number | null }[];
   deploy: { ref: string; action: string }[];
+}
+
+/** What a failed assertion about a helper run shows: its exit code and the end of its output. */
+export function explain(run: HelperRun): string {
+  return `exit ${run.code}\nstdout:\n${run.stdout.slice(-2500)}\nstderr:\n${run.stderr.slice(-3500)}`;
+}
+
+/** A stage's entry in the run's report; the test fails when the report has none. */
+export function reportedStage(run: HelperRun, key: string): Report['stages'][number] {
+  const found = run.report?.stages.find((s) => s.stage === key);
+  assert.ok(found, `report has stage ${key}: ${JSON.stringify(run.report?.stages.map((s) => s.stage))}`);
+  return found;
 }
 
 /** Runs the bundled helper like a user would, bounded in time. */
