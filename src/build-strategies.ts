@@ -1,5 +1,6 @@
 import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from './build-output.js';
 import type { CacheOps } from './cache-ops.js';
+import type { DeployHandoff } from './deploy-handoff.js';
 import { type CacheSources, pushStageCache } from './cache-push.js';
 import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './checkpoint.js';
 import { type Docker, displayInvocation } from './docker.js';
@@ -21,6 +22,7 @@ export interface StrategyContext {
   readonly log: Logger;
   readonly cancel: AbortSignal;
   readonly upload: UploadChoice;
+  readonly deploys?: DeployHandoff;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 

@@ -1,5 +1,5 @@
 import type { Docker } from './docker.js';
-import { tail } from './errors.js';
+import { firstLine, tail } from './errors.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import { RegistryError, type RegistryApi } from './registry.js';
@@ -241,6 +241,23 @@ export class CacheOps {
   }
 
   /**
+   * Writes the cache `ref` as a manifest copy of `from`, a registry image of the same
+   * local image (the deploy push's tag), then reports and repairs it as after a push.
+   */
+  async copyCache(
+    from: ImageRef,
+    ref: ImageRef,
+    sources: readonly ImageRef[],
+    repair?: { readonly sources: () => Promise<readonly ImageRef[]>; readonly base: ImageRef | undefined },
+  ): Promise<OpResult & { uploadedBytes?: number; repaired: number }> {
+    const copied = await this.copyManifest(from, ref);
+    if (!copied.ok) return { ...copied, repaired: 0 };
+    const uploadedBytes = await this.newLayerBytes(ref, sources);
+    const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
+    return { ok: true, message: '', repaired, ...(uploadedBytes !== undefined ? { uploadedBytes } : {}) };
+  }
+
+  /**
    * Uploads the layers of a local image (no manifest, no tag) into the repository
    * of `ref`, so that the image holding them is pushed later without them. Best-effort:
    * on failure the later push simply uploads them. Returns the bytes uploaded.
@@ -417,9 +434,6 @@ export class CacheOps {
   }
 }
 
-function firstLine(text: string): string {
-  return (text.split('\n').find((l) => l.trim() !== '') ?? text).trim().slice(0, 200);
-}
 
 function repoKey(ref: ImageRef): string {
   return `${ref.domain ?? 'docker.io'}/${ref.path}`;

@@ -1,10 +1,12 @@
 import type { CacheOps } from './cache-ops.js';
+import type { DeployHandoff } from './deploy-handoff.js';
 import type { Docker } from './docker.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { CacheCandidate, PlannedStage } from './plan.js';
 import type { StageReport } from './report.js';
 import { classifyFailure } from './retry.js';
+import { firstLine } from './errors.js';
 import type { UploadChoice } from './upload-choice.js';
 
 function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
@@ -17,6 +19,8 @@ export interface CachePushDeps {
   readonly log: Logger;
   /** How cache images travel: docker push, the direct upload, or whichever is faster. */
   readonly upload: UploadChoice;
+  /** The deploy pushes of this run: the target's cache builds on them (deploy-handoff.ts). */
+  readonly deploys?: DeployHandoff;
 }
 
 /** Cache images a stage's push builds on. */
@@ -60,6 +64,7 @@ export async function pushStageCache(
     if (ops.isDown(write.ref) || ops.cannotPush(write.ref)) {
       return { ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' };
     }
+    if (deps.deploys?.isDeployTag(write.ref)) return { ref, action: 'skipped', message: 'a deploy tag: the deploy push writes it' };
     const copyFrom = unchanged ? source : pushedAs;
     if (copyFrom && ref === formatRef(copyFrom.ref)) return { ref, action: 'unchanged' };
     if (copyFrom) {
@@ -71,26 +76,31 @@ export async function pushStageCache(
       }
       log.debug(`manifest copy to ${ref} failed (${copied.message}); pushing instead`);
       if (unchanged && !(await hasLocalImage(docker, local))) {
-        log.warn(`could not tag the cache ${ref}: ${copied.message.split('\n')[0]}`);
-        return { ref, action: 'failed', message: copied.message.split('\n')[0] ?? '' };
+        log.warn(`could not tag the cache ${ref}: ${firstLine(copied.message)}`);
+        return { ref, action: 'failed', message: firstLine(copied.message) };
       }
     }
     const first = !pushedAs;
     const sources = repairSources ? await repairSources.forPush() : source ? [source.ref] : [];
     const repair = repairSources && first ? { sources: () => repairSources.forRepair(), base: stage.baseImage } : undefined;
-    const pushed = await ops.pushCache(local, write.ref, sources, deps.upload, localLayers, repair);
+    // The same image on its way up as the deploy tag, into this repository: copied once it is there.
+    const deployed = first ? await deps.deploys?.pushedInto(local, write.ref) : undefined;
+    const copied = deployed ? await ops.copyCache(deployed, write.ref, sources, repair) : undefined;
+    if (deployed && copied && !copied.ok) log.debug(`manifest copy of the deploy tag to ${ref} failed (${firstLine(copied.message)}); pushing instead`);
+    const pushed = copied?.ok ? { ...copied, uploader: 'deploy' as const } : await ops.pushCache(local, write.ref, sources, deps.upload, localLayers, repair);
     if (!pushed.ok) {
-      log.warn(`could not push the cache ${ref}: ${pushed.message.split('\n')[0]} (the build goes on; the next run may be slower)`);
-      return { ref, action: 'failed', message: pushed.message.split('\n')[0] ?? '' };
+      log.warn(`could not push the cache ${ref}: ${firstLine(pushed.message)} (the build goes on; the next run may be slower)`);
+      return { ref, action: 'failed', message: firstLine(pushed.message) };
     }
-    log.info(`cache ${ref}: pushed${pushed.uploader === 'direct' ? ' (direct upload)' : ''}`);
+    const how = { direct: 'direct upload', engine: 'docker push', deploy: `manifest copy of the deploy push ${deployed ? formatRef(deployed) : ''}` }[pushed.uploader];
+    log.info(`cache ${ref}: pushed${pushed.uploader === 'engine' ? '' : ` (${how})`}`);
     if (first) {
       // Added to what an early upload of the stage's dependency layers sent (checkpoint.ts).
       if (pushed.uploadedBytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + pushed.uploadedBytes / 1e6;
       if (pushed.repaired > 0) log.info(`cache ${ref}: restored ${pushed.repaired} inline-cache link(s) the engine dropped`);
     }
     pushedAs ??= write;
-    return { ref, action: 'pushed', message: pushed.uploader === 'direct' ? 'direct upload' : 'docker push' };
+    return { ref, action: 'pushed', message: how };
   };
   // Until one tag holds the image, one write at a time (a push refused for its tag lets the
   // next tag try); after that every other tag is a manifest copy of it, all at once. A push

@@ -1,4 +1,5 @@
 import type { CacheOps } from './cache-ops.js';
+import type { DeployHandoff } from './deploy-handoff.js';
 import { tail, UserError } from './errors.js';
 import { formatRef } from './image-ref.js';
 import type { Options } from './options.js';
@@ -29,7 +30,7 @@ export async function login(options: Options, deps: RunDeps, timeoutMs: number):
 }
 
 /** Tags the target as IMAGE:TAG and the extra tags and pushes them: not best-effort. */
-export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport): Promise<UserError | undefined> {
+export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, handoff?: DeployHandoff): Promise<UserError | undefined> {
   const local = formatRef(target.localRef);
   for (const [i, ref] of plan.deploy.entries()) {
     const name = formatRef(ref);
@@ -45,6 +46,7 @@ export async function deploy(plan: Plan, target: PlannedStage, options: Options,
     }
     // The deploy push is not best-effort: no circuit breaker, its own error.
     const result = await ops.push(ref, 'deploy');
+    handoff?.settle(ref, result.ok);
     if (!result.ok) {
       report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
       return new UserError('deployFailed', `the deploy push of ${name} failed`, {

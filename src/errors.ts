@@ -46,3 +46,11 @@ export function tail(text: string, lines = 15): string {
   const all = text.replace(/\s+$/, '').split(/\r?\n/);
   return all.slice(-lines).join('\n');
 }
+
+/** The line of a command's error output that says what went wrong (short enough for one log line). */
+export function firstLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  // docker prints a registry's error list under a bare "errors:" line.
+  const first = lines[0] === 'errors:' && lines[1] ? `errors: ${lines[1]}` : (lines[0] ?? text.trim());
+  return first.slice(0, 200);
+}

@@ -12,6 +12,7 @@ import { formatRef, type ImageRef, parseImageRef } from './image-ref.js';
 import { savedSeconds } from './history.js';
 import { pullResolved, resolve } from './resolve.js';
 import { deploy, login } from './deploy.js';
+import { DeployHandoff } from './deploy-handoff.js';
 import type { Logger } from './log.js';
 import type { Options } from './options.js';
 import { type BuilderKind, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
@@ -262,17 +263,20 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
 
-  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, timed };
+  const target = plan.stages[plan.stages.length - 1];
+  const deploys = new DeployHandoff();
+  if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
+  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
   report.strategy = plan.builder === 'buildkit' ? 'target-then-export' : 'stage-by-stage';
   log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
   const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;
-  const target = plan.stages[plan.stages.length - 1];
-  // The deploy push runs beside the cache pushes; it shares their layers.
+  // The deploy push runs beside the cache pushes; the target's cache waits for it (deploy-handoff.ts).
   const deploying = !failure && !deps.cancel.aborted && target && built.has(target.key)
-    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report))
+    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, deploys)).finally(() => deploys.end())
     : undefined;
+  if (!deploying) deploys.end();
 
   // Reads cache image histories from the registry only: no need to wait for the pushes.
   const savings = estimateSavings(report, ops);

@@ -32,6 +32,12 @@ describe('cache pushes that keep failing', () => {
     assert.deepEqual(Object.fromEntries(pushes), { 'registry.test/team/app:main__deps': 3, 'registry.test/team/app:v1': 3 });
   });
 
+  it('the retry line names the registry\'s error, not docker\'s bare "errors:" header', async () => {
+    const { ops, output } = opsFailingWith({ stderr: 'errors:\nmanifest blob unknown: blob unknown to registry\n' });
+    await ops.push(ref('main'));
+    assert.match(output.join(''), /retry 1 of cache push of registry.test\/team\/app:main in [\d.]+s: errors: manifest blob unknown: blob unknown to registry/);
+  });
+
   it('a cache push that used the whole --timeout is not started over; a deploy push that timed out is', async () => {
     const { ops, pushes } = opsFailingWith({ timedOut: true, exitCode: 124 });
     const cache = await ops.push(ref('main__deps'));
