@@ -15,17 +15,20 @@ async function manifest(repo: string, tag: string): Promise<{ config: { digest: 
 // The target's cache tags hold the deploy image: they are written from the deploy push, after it, not by a second docker push beside it.
 describe('the target stage cache and the deploy push (BuildKit, real engine and registry)', { timeout: 300_000 }, () => {
   const app = smallApp({ depsMb: 1 });
-  const helper = (image: string) => runHelper([image, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: { DOCKER_BUILDKIT: '1' } });
+  /** A cold run on main, deploying `repo:TAG` for a new repository; the run and its target stage's report. */
+  const coldRun = async (label: string, tag: string) => {
+    const repo = uniqueRepo(label);
+    wipeEngine();
+    const run = await runHelper([`${repo}:${tag}`, '--docker', BUILDKIT_CLI, '--branch', 'main'], { cwd: app, env: { DOCKER_BUILDKIT: '1' } });
+    assert.equal(run.code, 0, explain(run));
+    return { repo, run, final: reportedStage(run, 'final') };
+  };
 
   before(() => ensureTestEnv());
   after(() => cleanup(app));
 
   it('a cold run copies the deploy tag into the target cache tags (same layers, no second push of them)', async () => {
-    const repo = uniqueRepo('handoff');
-    wipeEngine();
-    const run = await helper(`${repo}:v1`);
-    assert.equal(run.code, 0, explain(run));
-    const final = reportedStage(run, 'final');
+    const { repo, run, final } = await coldRun('handoff', 'v1');
     const main = final.cachePush.find((p) => p.ref === `${repo}:main`);
     assert.equal(main?.action, 'pushed', JSON.stringify(final.cachePush));
     assert.equal(main?.message, `manifest copy of the deploy push ${repo}:v1`);
@@ -39,11 +42,7 @@ describe('the target stage cache and the deploy push (BuildKit, real engine and 
   });
 
   it('a deploy tag that is also a cache tag (IMAGE:latest on the default branch) is left as the deploy push wrote it', async () => {
-    const repo = uniqueRepo('handoff-latest');
-    wipeEngine();
-    const run = await helper(`${repo}:latest`);
-    assert.equal(run.code, 0, explain(run));
-    const final = reportedStage(run, 'final');
+    const { repo, run, final } = await coldRun('handoff-latest', 'latest');
     const latest = final.cachePush.find((p) => p.ref === `${repo}:latest`);
     assert.deepEqual(latest, { ref: `${repo}:latest`, action: 'skipped', message: 'a deploy tag: the deploy push writes it' });
     // The deploy push sends the engine's config unchanged: the tag's config digest is the local image's ID.
