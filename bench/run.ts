@@ -9,18 +9,17 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBuildOutput } from '../src/build-output.ts';
-import { BASE_IMAGE, BUILDKIT_CLI, BUNDLE, REGISTRY, ROOT, ensureTestEnv, imageFiles, wipeEngine } from '../test/support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, BUNDLE, REGISTRY, REGISTRY_LOG, ROOT, ensureTestEnv, imageFiles, registryTraffic, wipeEngine } from '../test/support/env.ts';
 import { makeApp } from './apps.ts';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string => (args.includes(name) ? (args[args.indexOf(name) + 1] ?? fallback) : fallback);
 const REPS = Number(option('--reps', '3'));
 const APPS = option('--apps', 'two-stage,five-stage').split(',') as ('two-stage' | 'five-stage')[];
-const REGISTRY_LOG = process.env.DRC_TEST_REGISTRY_LOG ?? '/tmp/drc-test-env/registry.log';
 
 const TOOLS = ['no-cache', 'seed', 'helper'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -41,39 +40,6 @@ interface Measure {
   mbPushed: number;
   filesDigest: string;
   ok: boolean;
-}
-
-/** Bytes the registry served (blob GETs) and received (blob uploads) since `offset` in its JSON log. */
-function registryTraffic(offset: number): { pulled: number; pushed: number } {
-  const size = statSync(REGISTRY_LOG).size;
-  const length = size - offset;
-  const buffer = Buffer.alloc(Math.max(0, length));
-  const fd = openSync(REGISTRY_LOG, 'r');
-  readSync(fd, buffer, 0, length, offset);
-  closeSync(fd);
-  let pulled = 0;
-  let pushed = 0;
-  for (const line of buffer.toString('utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let entry: Record<string, unknown>;
-    try {
-      entry = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      continue;
-    }
-    const method = entry['http.request.method'];
-    const uri = String(entry['http.request.uri'] ?? '');
-    if (method === 'GET' && /\/blobs\/sha256:/.test(uri)) pulled += Number(entry['http.response.written'] ?? 0);
-    if (method === 'PUT' && /\/blobs\/uploads\//.test(uri)) {
-      // The upload's final PUT carries its state, whose Offset is the bytes received.
-      const state = /_state=([^&]+)/.exec(uri)?.[1];
-      if (state) {
-        const decoded = Buffer.from(decodeURIComponent(state).replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
-        pushed += Number(/"Offset":(\d+)/.exec(decoded)?.[1] ?? 0);
-      }
-    }
-  }
-  return { pulled, pushed };
 }
 
 function run(file: string, argv: string[], cwd: string, env: Record<string, string> = {}): { ok: boolean; output: string } {

@@ -1,6 +1,8 @@
 import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from './build-output.js';
 import type { CacheOps } from './cache-ops.js';
 import type { DeployHandoff } from './deploy-handoff.js';
+import type { Moved, PhaseTraffic } from './phase-traffic.js';
+import { buildkitFetches, bytesOfShortIds, fetchedBytes, pullCompleteIds } from './transfers.js';
 import { type CacheSources, pushStageCache } from './cache-push.js';
 import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './checkpoint.js';
 import { type Docker, displayInvocation } from './docker.js';
@@ -23,6 +25,7 @@ export interface StrategyContext {
   readonly cancel: AbortSignal;
   readonly upload: UploadChoice;
   readonly deploys?: DeployHandoff;
+  readonly traffic?: PhaseTraffic;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 
@@ -62,7 +65,7 @@ function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: W
  * Starts the early upload of each given stage's dependency layers once its build
  * output shows the stage's checkpoint step DONE (checkpoint.ts).
  */
-function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[], built: ReadonlySet<string>): (chunk: string) => void {
+function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[], built: ReadonlySet<string>, phase: string): (chunk: string) => void {
   // The early upload is a direct upload (docker save, then the registry API): not with --cache-upload engine.
   if (ctx.upload === 'engine') return () => undefined;
   const watches = stages.flatMap((stage) => {
@@ -76,6 +79,7 @@ function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[]
         const upload = uploadCheckpoint(ctx, stage, new Set(built), part, ctx.ops.earlyUploadsSoFar(cacheRef)).then((bytes) => {
           const stageReport = stageReportOf(ctx, stage);
           if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
+          if (bytes !== undefined) ctx.traffic?.addEarlyCacheUpload(phase, bytes);
         });
         ctx.ops.awaitBeforePush(cacheRef, upload);
       }),
@@ -84,6 +88,24 @@ function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[]
   return (chunk) => {
     for (const watch of watches) watch.feed(chunk);
   };
+}
+
+/**
+ * What a build pulled, from its output: BuildKit names each blob it fetched (cache
+ * layers without a size, read from the cache images' manifests); the classic builder
+ * prints the layers of a FROM image it had to pull (sizes from the base images).
+ */
+async function pulledByBuild(ctx: StrategyContext, output: string): Promise<Moved> {
+  if (ctx.plan.builder === 'buildkit') {
+    const fetched = buildkitFetches(output);
+    const unsized = [...fetched.values()].some((size) => size === undefined);
+    const caches = [...ctx.resolved.values()].flat().map((c) => c.ref);
+    return { pulledBytes: fetchedBytes(fetched, unsized ? await ctx.ops.blobSizes(caches) : new Map()) };
+  }
+  const ids = pullCompleteIds(output);
+  if (ids.size === 0) return { pulledBytes: 0 };
+  const bases = ctx.plan.stages.flatMap((s) => (s.baseImage ? [s.baseImage] : []));
+  return { pulledBytes: bytesOfShortIds(ids, await ctx.ops.blobSizes(bases)) };
 }
 
 /** BuildKit names unnamed stages stage-N; a one-stage file shows no name at all. */
@@ -166,8 +188,9 @@ export async function buildStageByStage(
     const stageReport = stageReportOf(ctx, stage);
     const invocation = buildInvocation(plan, stage, ctx.resolved, outcome.built, exportOnly);
     const output = parallel ? prefixedLines(`[${stage.key}] `, (text) => log.raw(text)) : { feed: (chunk: string) => log.raw(chunk), flush: () => undefined };
-    const watch = exportOnly ? () => undefined : checkpointWatches(ctx, [stage], outcome.built);
-    const result = await ctx.timed(`${exportOnly ? 'export' : 'build'} ${stage.key}${stage.isTarget ? ' (target)' : ''}`, async () => {
+    const phase = `${exportOnly ? 'export' : 'build'} ${stage.key}${stage.isTarget ? ' (target)' : ''}`;
+    const watch = exportOnly ? () => undefined : checkpointWatches(ctx, [stage], outcome.built, phase);
+    const result = await ctx.timed(phase, async () => {
       log.debug(displayInvocation(ctx.cli, invocation));
       return ctx.docker.exec(invocation, {
         onOutput: (chunk) => {
@@ -178,6 +201,7 @@ export async function buildStageByStage(
       });
     });
     output.flush();
+    ctx.traffic?.add(phase, pulledByBuild(ctx, result.all));
     // An export re-reads steps the target build ran: their counts and times are that build's.
     const steps = exportOnly ? earlierSteps : parseBuildOutput(result.all, plan.builder);
     stageReport.steps = ownSteps(steps, stage, plan.builder);
@@ -286,8 +310,9 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   );
 
   const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built);
-  const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built);
-  const result = await ctx.timed(`build ${target.key} (target) with every cache`, async () => {
+  const phase = `build ${target.key} (target) with every cache`;
+  const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built, phase);
+  const result = await ctx.timed(phase, async () => {
     log.debug(displayInvocation(ctx.cli, invocation));
     return ctx.docker.exec(invocation, {
       onOutput: (chunk) => {
@@ -299,6 +324,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
     });
   });
   watcher.close();
+  ctx.traffic?.add(phase, pulledByBuild(ctx, result.all));
   if (ctx.cancel.aborted) return outcome;
   const steps = parseBuildOutput(result.all, 'buildkit');
   const targetReport = stageReportOf(ctx, target);

@@ -10,6 +10,7 @@ import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
 import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
 import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
+import { pushedIds } from './transfers.js';
 
 const TIMED_OUT = 'timed out after';
 
@@ -26,6 +27,8 @@ interface EarlyUploads {
 export interface OpResult {
   readonly ok: boolean;
   readonly message: string;
+  /** docker's output (pull, push), read for what moved (transfers.ts). */
+  readonly output?: string;
 }
 
 /**
@@ -136,7 +139,7 @@ export class CacheOps {
   async pull(ref: ImageRef): Promise<OpResult> {
     return this.retrying('pull of', ref, async () => {
       const result = await this.docker.pull(formatRef(ref), this.timeoutMs);
-      return { ok: result.exitCode === 0, message: result.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3) };
+      return { ok: result.exitCode === 0, message: result.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(result.stderr || result.stdout, 3), output: result.stdout };
     });
   }
 
@@ -158,7 +161,7 @@ export class CacheOps {
     const result = await this.retrying(`${purpose} push of`, ref, async () => {
       const pushed = await this.docker.push(formatRef(ref), this.timeoutMs);
       settledByEngine = /Retrying in \d+ seconds?/.test(pushed.stdout);
-      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5) };
+      return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5), output: pushed.stdout };
     }, false, purpose === 'cache', giveUp);
     if (purpose === 'cache' && !result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
       if (!this.noPushRights.has(domain)) {
@@ -235,7 +238,8 @@ export class CacheOps {
     const pushed = await this.push(ref);
     if (!pushed.ok) return { ...pushed, uploader: 'engine', repaired: 0 };
     // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
-    const uploadedBytes = await this.newLayerBytes(ref, sources);
+    // docker push names the layers it sent ("Pushed"; not those it found or mounted from another repository).
+    const uploadedBytes = await this.layerBytesByDiffId(ref, pushedIds(pushed.output ?? ''));
     const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
     return { ...pushed, uploader: 'engine', repaired, ...(uploadedBytes !== undefined ? { uploadedBytes } : {}) };
   }
@@ -247,14 +251,13 @@ export class CacheOps {
   async copyCache(
     from: ImageRef,
     ref: ImageRef,
-    sources: readonly ImageRef[],
     repair?: { readonly sources: () => Promise<readonly ImageRef[]>; readonly base: ImageRef | undefined },
   ): Promise<OpResult & { uploadedBytes?: number; repaired: number }> {
     const copied = await this.copyManifest(from, ref);
     if (!copied.ok) return { ...copied, repaired: 0 };
-    const uploadedBytes = await this.newLayerBytes(ref, sources);
     const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
-    return { ok: true, message: '', repaired, ...(uploadedBytes !== undefined ? { uploadedBytes } : {}) };
+    // A manifest copy moves no layer: the deploy push's bytes are the deploy's.
+    return { ok: true, message: '', repaired, uploadedBytes: 0 };
   }
 
   /**
@@ -395,16 +398,25 @@ export class CacheOps {
     return image ? stepDurations((image.config.history as HistoryEntry[] | undefined) ?? []) : undefined;
   }
 
-  /** Compressed bytes of the layers of `pushed` that none of `known` had (what the push uploaded). */
-  private async newLayerBytes(pushed: ImageRef, known: readonly ImageRef[]): Promise<number | undefined> {
-    const layersOf = (image: RemoteImage | undefined): { digest: string; size: number }[] =>
-      image ? ((JSON.parse(image.manifest.body.toString('utf8')) as { layers?: { digest: string; size: number }[] }).layers ?? []) : [];
-    const [own, ...others] = await Promise.all([this.image(pushed), ...known.map((r) => this.image(r))]);
-    if (!own) return undefined;
-    const seen = new Set(others.flatMap(layersOf).map((l) => l.digest));
-    // Layers this run uploaded ahead (early uploads) were counted then.
-    for (const layer of this.early.get(repoKey(pushed))?.layers.values() ?? []) seen.add(layer.blob.digest);
-    return layersOf(own).filter((l) => !seen.has(l.digest)).reduce((sum, l) => sum + l.size, 0);
+  /** Compressed sizes of the blobs (layers and config) of registry images, by digest: what pulling them moves. */
+  async blobSizes(refs: readonly ImageRef[]): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>();
+    for (const image of await Promise.all(refs.map((r) => this.image(r)))) {
+      if (!image) continue;
+      const body = JSON.parse(image.manifest.body.toString('utf8')) as { config?: { digest: string; size: number }; layers?: { digest: string; size: number }[] };
+      for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? [])]) sizes.set(blob.digest, blob.size);
+    }
+    return sizes;
+  }
+
+  /** Compressed bytes of the layers of the registry image `ref` whose diff_id starts with one of `shortDiffIds` (docker push's "Pushed" lines). */
+  async layerBytesByDiffId(ref: ImageRef, shortDiffIds: ReadonlySet<string>): Promise<number | undefined> {
+    if (shortDiffIds.size === 0) return 0;
+    const image = await this.image(ref);
+    if (!image) return undefined;
+    const layers = (JSON.parse(image.manifest.body.toString('utf8')) as { layers?: { size: number }[] }).layers ?? [];
+    const diffIds = (image.config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
+    return diffIds.reduce((sum, diffId, i) => (shortDiffIds.has(diffId.replace(/^sha256:/, '').slice(0, 12)) ? sum + (layers[i]?.size ?? 0) : sum), 0);
   }
 
   /** The uncompressed layer digests of a remote image (rootfs.diff_ids). */

@@ -85,7 +85,7 @@ export async function pushStageCache(
     const repair = repairSources && first ? { sources: () => repairSources.forRepair(), base: stage.baseImage } : undefined;
     // The same image on its way up as the deploy tag, into this repository: copied once it is there.
     const deployed = first ? await deps.deploys?.pushedInto(local, write.ref) : undefined;
-    const copied = deployed ? await ops.copyCache(deployed, write.ref, sources, repair) : undefined;
+    const copied = deployed ? await ops.copyCache(deployed, write.ref, repair) : undefined;
     if (deployed && copied && !copied.ok) log.debug(`manifest copy of the deploy tag to ${ref} failed (${firstLine(copied.message)}); pushing instead`);
     const pushed = copied?.ok ? { ...copied, uploader: 'deploy' as const } : await ops.pushCache(local, write.ref, sources, deps.upload, localLayers, repair);
     if (!pushed.ok) {

@@ -1,5 +1,7 @@
 import type { CacheOps } from './cache-ops.js';
 import type { DeployHandoff } from './deploy-handoff.js';
+import type { PhaseTraffic } from './phase-traffic.js';
+import { pushedIds } from './transfers.js';
 import { tail, UserError } from './errors.js';
 import { formatRef } from './image-ref.js';
 import type { Options } from './options.js';
@@ -30,7 +32,7 @@ export async function login(options: Options, deps: RunDeps, timeoutMs: number):
 }
 
 /** Tags the target as IMAGE:TAG and the extra tags and pushes them: not best-effort. */
-export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, handoff?: DeployHandoff): Promise<UserError | undefined> {
+export async function deploy(plan: Plan, target: PlannedStage, options: Options, deps: RunDeps, ops: CacheOps, report: RunReport, hooks: { readonly handoff?: DeployHandoff; readonly traffic?: PhaseTraffic } = {}): Promise<UserError | undefined> {
   const local = formatRef(target.localRef);
   for (const [i, ref] of plan.deploy.entries()) {
     const name = formatRef(ref);
@@ -46,7 +48,9 @@ export async function deploy(plan: Plan, target: PlannedStage, options: Options,
     }
     // The deploy push is not best-effort: no circuit breaker, its own error.
     const result = await ops.push(ref, 'deploy');
-    handoff?.settle(ref, result.ok);
+    hooks.handoff?.settle(ref, result.ok);
+    // docker push says which layers it sent ("Pushed", by diff_id); their sizes are in the pushed manifest.
+    if (result.ok) hooks.traffic?.add('deploy', ops.layerBytesByDiffId(ref, pushedIds(result.output ?? '')).then((bytes) => ({ pushedBytes: bytes ?? 0 })));
     if (!result.ok) {
       report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
       return new UserError('deployFailed', `the deploy push of ${name} failed`, {

@@ -60,7 +60,8 @@ export class Docker {
   }
 
   pull(ref: string, timeoutMs: number): Promise<RunResult> {
-    return this.run(this.cli, ['pull', '--quiet', ref], { timeoutMs });
+    // Not --quiet: its per-layer lines say which layers were downloaded (the report's MB pulled).
+    return this.run(this.cli, ['pull', ref], { timeoutMs });
   }
 
   push(ref: string, timeoutMs: number): Promise<RunResult> {

@@ -34,7 +34,8 @@ export interface RunReport {
   engine: string | null;
   readonly stages: StageReport[];
   deploy: { readonly ref: string; readonly action: 'pushed' | 'tagged' | 'failed' | 'not-run'; readonly message?: string }[];
-  phases: { readonly name: string; readonly seconds: number }[];
+  /** mbPulled / mbPushed: what the phase moved from / to registries (null: not measured). */
+  phases: { readonly name: string; readonly seconds: number; mbPulled: number | null; mbPushed: number | null }[];
   retries: number;
   warnings: string[];
   notes: string[];
@@ -77,16 +78,31 @@ function stageRows(report: RunReport): string[][] {
 
 const HEADERS = ['stage', 'cache used', 'steps cached', 'build time', 'time saved', 'MB pushed', 'status', 'cache push'];
 
+/** "build x 4.9s (104.9 MB pulled)": each phase with what it moved, where it moved something. */
+function phaseList(report: RunReport): string {
+  return report.phases
+    .map((p) => {
+      const moved = [p.mbPulled ? `${p.mbPulled.toFixed(1)} MB pulled` : '', p.mbPushed ? `${p.mbPushed.toFixed(1)} MB pushed` : ''].filter(Boolean);
+      return `${p.name} ${p.seconds.toFixed(1)}s${moved.length > 0 ? ` (${moved.join(', ')})` : ''}`;
+    })
+    .join(', ');
+}
+
+function totalMb(report: RunReport, key: 'mbPulled' | 'mbPushed'): number {
+  return report.phases.reduce((sum, p) => sum + (p[key] ?? 0), 0);
+}
+
 export function formatSummary(report: RunReport): string {
   const lines = [
     `Summary: ${report.image} on ${report.branch ?? '(no branch)'}, ${report.builder} builder${report.engine ? ` (engine ${report.engine})` : ''}`,
     table([HEADERS, ...stageRows(report)]),
   ];
   for (const d of report.deploy) lines.push(`deploy ${d.ref}: ${d.action}${d.message ? ` (${d.message})` : ''}`);
-  lines.push(`phases: ${report.phases.map((p) => `${p.name} ${p.seconds.toFixed(1)}s`).join(', ')}`);
+  lines.push(`phases: ${phaseList(report)}`);
   const saved = report.stages.reduce((sum, s) => sum + (s.savedSeconds ?? 0), 0);
   const pushed = report.stages.reduce((sum, s) => sum + (s.mbPushed ?? 0), 0);
   lines.push(`cache: ~${saved.toFixed(1)}s of build steps saved, ${pushed.toFixed(1)} MB of cache layers uploaded; strategy ${report.strategy ?? '-'}`);
+  lines.push(`registry traffic: ${totalMb(report, 'mbPulled').toFixed(1)} MB pulled, ${totalMb(report, 'mbPushed').toFixed(1)} MB pushed`);
   lines.push(`total ${report.totalSeconds.toFixed(1)}s, ${report.retries} registry retries, ${report.warnings.length} warnings, outcome: ${report.outcome}`);
   return lines.join('\n');
 }
@@ -102,6 +118,7 @@ export function formatMarkdown(report: RunReport): string {
     '',
     `Builder: ${report.builder} (${report.strategy ?? '-'}). Total ${report.totalSeconds.toFixed(1)}s. Outcome: **${report.outcome}**. Time saved by cache hits: ~${report.stages.reduce((sum, s) => sum + (s.savedSeconds ?? 0), 0).toFixed(1)}s.`,
   ];
+  lines.push('', `Phases: ${phaseList(report)}. Registry traffic: ${totalMb(report, 'mbPulled').toFixed(1)} MB pulled, ${totalMb(report, 'mbPushed').toFixed(1)} MB pushed.`, '');
   for (const d of report.deploy) lines.push(`- deploy \`${d.ref}\`: ${d.action}`);
   for (const w of report.warnings) lines.push(`- warning: ${w}`);
   return `${lines.join('\n')}\n`;

@@ -1,8 +1,10 @@
 import type { CacheOps } from './cache-ops.js';
-import { formatRef } from './image-ref.js';
+import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { CacheCandidate, Plan } from './plan.js';
+import type { Moved } from './phase-traffic.js';
 import type { RunReport } from './report.js';
+import { bytesOfShortIds, pullCompleteIds } from './transfers.js';
 
 /** Looks up every candidate of every stage at once; each stage keeps the ones found, most specific first. */
 export async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log: Logger): Promise<Map<string, CacheCandidate[]>> {
@@ -31,12 +33,18 @@ export async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log:
 }
 
 /** The classic builder reads caches from local images: pull the most specific one of each stage. */
-export async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate[]>, ops: CacheOps, report: RunReport, log: Logger): Promise<void> {
+export async function pullResolved(plan: Plan, resolved: Map<string, CacheCandidate[]>, ops: CacheOps, report: RunReport, log: Logger, onPulled?: (moved: Promise<Moved>) => void): Promise<void> {
+  // docker pull says which layers it downloaded ("Pull complete", by compressed digest); the manifests have their sizes.
+  // Counted once over all the pulls: two pulls at once of a shared layer can both say so.
+  const downloaded = new Set<string>();
+  const pulledRefs: ImageRef[] = [];
   await Promise.all(
     plan.stages.map(async (stage, i) => {
       const hit = resolved.get(stage.key)?.[0];
       if (!hit) return;
       const result = await ops.pull(hit.ref);
+      for (const id of pullCompleteIds(result.output ?? '')) downloaded.add(id);
+      pulledRefs.push(hit.ref);
       if (result.ok) {
         resolved.set(stage.key, [hit]);
         return;
@@ -47,5 +55,6 @@ export async function pullResolved(plan: Plan, resolved: Map<string, CacheCandid
       if (stageReport) stageReport.cacheUsed = null;
     }),
   );
+  onPulled?.(downloaded.size === 0 ? Promise.resolve({ pulledBytes: 0 }) : ops.blobSizes(pulledRefs).then((sizes) => ({ pulledBytes: bytesOfShortIds(downloaded, sizes) })));
 }
 

@@ -13,6 +13,7 @@ import { savedSeconds } from './history.js';
 import { pullResolved, resolve } from './resolve.js';
 import { deploy, login } from './deploy.js';
 import { DeployHandoff } from './deploy-handoff.js';
+import { PhaseTraffic } from './phase-traffic.js';
 import type { Logger } from './log.js';
 import type { Options } from './options.js';
 import { type BuilderKind, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan.js';
@@ -241,10 +242,12 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     try {
       return await log.phase(name, body);
     } finally {
-      report.phases.push({ name, seconds: (now() - t0) / 1000 });
+      report.phases.push({ name, seconds: (now() - t0) / 1000, mbPulled: null, mbPushed: null });
     }
   };
+  const traffic = new PhaseTraffic();
   const finish = (): RunReport => {
+    traffic.fill(report);
     report.retries = ops.retries;
     report.warnings = [...log.warnings];
     report.totalSeconds = (now() - started) / 1000;
@@ -261,12 +264,12 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     useBuilder(await probing);
   }
   const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
-  if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log));
+  if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log, (moved) => traffic.add('pull caches', moved)));
 
   const target = plan.stages[plan.stages.length - 1];
   const deploys = new DeployHandoff();
   if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
-  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, timed };
+  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
   report.strategy = plan.builder === 'buildkit' ? 'target-then-export' : 'stage-by-stage';
   log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
@@ -274,7 +277,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const { built, pushes, failure } = outcome;
   // The deploy push runs beside the cache pushes; the target's cache waits for it (deploy-handoff.ts).
   const deploying = !failure && !deps.cancel.aborted && target && built.has(target.key)
-    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, deploys)).finally(() => deploys.end())
+    ? timed(plan.push ? 'deploy' : 'tag', () => deploy(plan, target, options, deps, ops, report, { handoff: deploys, traffic })).finally(() => deploys.end())
     : undefined;
   if (!deploying) deploys.end();
 
@@ -295,7 +298,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     if (result === 'expired') log.warn(`cache pushes did not finish within ${graceMs / 1000}s of the signal; stopping anyway`);
   });
   const deployError = deploying ? await deploying : undefined;
-  await Promise.all([savings, keepLocalImages(plan, built, deps)]);
+  await Promise.all([savings, keepLocalImages(plan, built, deps), traffic.settled()]);
 
   if (deps.cancel.aborted) {
     report.outcome = 'interrupted';

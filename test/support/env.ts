@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUNDLE = join(ROOT, 'dist', 'docker-build-remote-cache.mjs');
 export const REGISTRY = process.env.DRC_TEST_REGISTRY ?? '127.0.0.1:5000';
 export const BASE_IMAGE = `${REGISTRY}/drc-test/busybox:2`;
+/** The loopback registry's JSON access log (scripts/test-env.sh). */
+export const REGISTRY_LOG = process.env.DRC_TEST_REGISTRY_LOG ?? '/tmp/drc-test-env/registry.log';
 /** Debian's 20.10 client has BuildKit built in; the newer one in /usr/local/bin has no buildx. */
 export const BUILDKIT_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 export const CLASSIC_CLI = 'docker';
@@ -211,4 +213,40 @@ export function imageFiles(image: string): Map<string, string> {
 
 export function buildNoCache(context: string, tag: string, target?: string): void {
   execFileSync(CLASSIC_CLI, ['build', '--no-cache', '-q', ...(target ? ['--target', target] : []), '-t', tag, context], { stdio: 'ignore', timeout: 300_000 });
+}
+
+/**
+ * Bytes the registry served (blob GETs) and received (blob uploads) since byte
+ * `offset` of its JSON log; `agent` keeps only requests whose user agent matches.
+ */
+export function registryTraffic(offset: number, agent?: RegExp): { pulled: number; pushed: number } {
+  const size = statSync(REGISTRY_LOG).size;
+  const buffer = Buffer.alloc(Math.max(0, size - offset));
+  const fd = openSync(REGISTRY_LOG, 'r');
+  readSync(fd, buffer, 0, buffer.length, offset);
+  closeSync(fd);
+  let pulled = 0;
+  let pushed = 0;
+  for (const line of buffer.toString('utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (agent && !agent.test(String(entry['http.request.useragent'] ?? ''))) continue;
+    const method = entry['http.request.method'];
+    const uri = String(entry['http.request.uri'] ?? '');
+    if (method === 'GET' && /\/blobs\/sha256:/.test(uri)) pulled += Number(entry['http.response.written'] ?? 0);
+    if (method === 'PUT' && /\/blobs\/uploads\//.test(uri)) {
+      // The upload's final PUT carries its state, whose Offset is the bytes received.
+      const state = /_state=([^&]+)/.exec(uri)?.[1];
+      if (state) {
+        const decoded = Buffer.from(decodeURIComponent(state).replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
+        pushed += Number(/"Offset":(\d+)/.exec(decoded)?.[1] ?? 0);
+      }
+    }
+  }
+  return { pulled, pushed };
 }
