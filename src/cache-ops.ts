@@ -446,7 +446,6 @@ export class CacheOps {
   }
 }
 
-
 function repoKey(ref: ImageRef): string {
   return `${ref.domain ?? 'docker.io'}/${ref.path}`;
 }

@@ -2,7 +2,7 @@ import type { CacheOps } from './cache-ops.js';
 import type { DeployHandoff } from './deploy-handoff.js';
 import type { PhaseTraffic } from './phase-traffic.js';
 import { pushedIds } from './transfers.js';
-import { tail, UserError } from './errors.js';
+import { firstLine, tail, UserError } from './errors.js';
 import { formatRef } from './image-ref.js';
 import type { Options } from './options.js';
 import type { Plan, PlannedStage } from './plan.js';
@@ -52,7 +52,7 @@ export async function deploy(plan: Plan, target: PlannedStage, options: Options,
     // docker push says which layers it sent ("Pushed", by diff_id); their sizes are in the pushed manifest.
     if (result.ok) hooks.traffic?.add('deploy', ops.layerBytesByDiffId(ref, pushedIds(result.output ?? '')).then((bytes) => ({ pushedBytes: bytes ?? 0 })));
     if (!result.ok) {
-      report.deploy[i] = { ref: name, action: 'failed', message: result.message.split('\n')[0] ?? '' };
+      report.deploy[i] = { ref: name, action: 'failed', message: firstLine(result.message) };
       return new UserError('deployFailed', `the deploy push of ${name} failed`, {
         hint: `check that the registry ${ref.domain ?? 'docker.io'} answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)`,
         detail: `${options.docker} push ${name}\n${result.message}`,

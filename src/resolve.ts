@@ -1,4 +1,5 @@
 import type { CacheOps } from './cache-ops.js';
+import { firstLine } from './errors.js';
 import { formatRef, type ImageRef } from './image-ref.js';
 import type { Logger } from './log.js';
 import type { CacheCandidate, Plan } from './plan.js';
@@ -49,7 +50,7 @@ export async function pullResolved(plan: Plan, resolved: Map<string, CacheCandid
         resolved.set(stage.key, [hit]);
         return;
       }
-      log.warn(`could not pull the cache ${formatRef(hit.ref)}: ${result.message.split('\n')[0]}; building ${stage.key} without it`);
+      log.warn(`could not pull the cache ${formatRef(hit.ref)}: ${firstLine(result.message)}; building ${stage.key} without it`);
       resolved.set(stage.key, []);
       const stageReport = report.stages[i];
       if (stageReport) stageReport.cacheUsed = null;
