@@ -64,7 +64,7 @@ export async function pushStageCache(
     if (ops.isDown(write.ref) || ops.cannotPush(write.ref)) {
       return { ref, action: 'skipped', message: ops.isDown(write.ref) ? 'registry unreachable' : 'no push rights' };
     }
-    if (deps.deploys?.isDeployTag(write.ref)) return { ref, action: 'skipped', message: 'a deploy tag: the deploy push writes it' };
+    if (deps.deploys?.isDeployTag(write.ref)) return { ref, action: 'deployed', message: 'a deploy tag: the deploy push writes it' };
     const copyFrom = unchanged ? source : pushedAs;
     if (copyFrom && ref === formatRef(copyFrom.ref)) return { ref, action: 'unchanged' };
     if (copyFrom) {

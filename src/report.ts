@@ -1,6 +1,7 @@
 import type { Lookup } from './cache-ops.js';
 
-export type PushAction = 'pushed' | 'copied' | 'unchanged' | 'failed' | 'skipped';
+/** deployed: the tag is also a deploy tag, written by the deploy push (deploy-handoff.ts). */
+export type PushAction = 'pushed' | 'copied' | 'unchanged' | 'deployed' | 'failed' | 'skipped';
 
 export interface StageReport {
   readonly stage: string;
