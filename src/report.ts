@@ -79,11 +79,16 @@ function stageRows(report: RunReport): string[][] {
 
 const HEADERS = ['stage', 'cache used', 'steps cached', 'build time', 'time saved', 'MB pushed', 'status', 'cache push'];
 
+/** Megabytes for a phase: "<0.1" for a few kilobytes, so that a small push does not read as none. */
+function mb(value: number): string {
+  return value > 0 && value < 0.05 ? '<0.1' : value.toFixed(1);
+}
+
 /** "build x 4.9s (104.9 MB pulled)": each phase with what it moved, where it moved something. */
 function phaseList(report: RunReport): string {
   return report.phases
     .map((p) => {
-      const moved = [p.mbPulled ? `${p.mbPulled.toFixed(1)} MB pulled` : '', p.mbPushed ? `${p.mbPushed.toFixed(1)} MB pushed` : ''].filter(Boolean);
+      const moved = [p.mbPulled ? `${mb(p.mbPulled)} MB pulled` : '', p.mbPushed ? `${mb(p.mbPushed)} MB pushed` : ''].filter(Boolean);
       return `${p.name} ${p.seconds.toFixed(1)}s${moved.length > 0 ? ` (${moved.join(', ')})` : ''}`;
     })
     .join(', ');

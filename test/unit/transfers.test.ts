@@ -64,14 +64,15 @@ describe('PhaseTraffic', () => {
     traffic.add('build builder', Promise.resolve({ pulledBytes: 2_000_000 }));
     traffic.addEarlyCacheUpload('build builder', 100_000_000);
     traffic.add('deploy', { pushedBytes: 500_000 });
+    traffic.add('resolve caches', { pulledBytes: 3_000 });
     traffic.add('deploy', Promise.reject(new Error('registry gone')));
     await traffic.settled();
     traffic.fill(r);
     const byName = Object.fromEntries(r.phases.map((p) => [p.name, [p.mbPulled, p.mbPushed]]));
-    assert.deepEqual(byName, { 'resolve caches': [null, null], 'build builder': [2, 100], deploy: [0, 0.5], 'push caches': [null, 5] });
+    assert.deepEqual(byName, { 'resolve caches': [0.003, 0], 'build builder': [2, 100], deploy: [0, 0.5], 'push caches': [null, 5] });
     const summary = formatSummary(r);
-    assert.match(summary, /phases: resolve caches 0\.0s, build builder 4\.0s \(2\.0 MB pulled, 100\.0 MB pushed\), deploy 0\.2s \(0\.5 MB pushed\), push caches 1\.0s \(5\.0 MB pushed\)/);
+    assert.match(summary, /phases: resolve caches 0\.0s \(<0\.1 MB pulled\), build builder 4\.0s \(2\.0 MB pulled, 100\.0 MB pushed\), deploy 0\.2s \(0\.5 MB pushed\), push caches 1\.0s \(5\.0 MB pushed\)/);
     assert.match(summary, /registry traffic: 2\.0 MB pulled, 105\.5 MB pushed/);
-    assert.match(formatMarkdown(r), /Phases: resolve caches 0\.0s, build builder 4\.0s \(2\.0 MB pulled, 100\.0 MB pushed\).*Registry traffic: 2\.0 MB pulled, 105\.5 MB pushed\./);
+    assert.match(formatMarkdown(r), /Phases: resolve caches 0\.0s \(<0\.1 MB pulled\), build builder 4\.0s \(2\.0 MB pulled, 100\.0 MB pushed\).*Registry traffic: 2\.0 MB pulled, 105\.5 MB pushed\./);
   });
 });
