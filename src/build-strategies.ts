@@ -290,7 +290,10 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
     if (unchanged.has(stage.key) || changed.has(stage.key)) return;
     unchanged.add(stage.key);
     const stageReport = stageReportOf(ctx, stage);
-    stageReport.steps = count;
+    // BuildKit prints only the cached steps it visited (1, 2 or all 3 of a stage in repeated
+    // no-change runs); every step of a stage with nothing to run was a hit, so all are counted.
+    const all = stage.ownSteps;
+    stageReport.steps = all !== undefined && all >= count.total ? { cached: all, total: all } : count;
     stageReport.status = 'cached';
     log.info(`stage ${stage.key}: every step cached; its cache is current, nothing to export or push`);
     startCacheWrite(ctx, outcome, written, stage, stageReport, true);

@@ -43,6 +43,8 @@ export interface PlannedStage {
   readonly checkpoint: StageCheckpoint | undefined;
   /** How many steps BuildKit shows for the stage, when known. */
   readonly buildkitSteps: number | undefined;
+  /** Its steps as the report counts them (BuildKit's, without FROM), when known. */
+  readonly ownSteps: number | undefined;
 }
 
 export interface Plan {
@@ -76,6 +78,7 @@ export interface StageInput {
   readonly baseImage?: ImageRef | undefined;
   readonly checkpoint?: StageCheckpoint | undefined;
   readonly buildkitSteps?: number | undefined;
+  readonly ownSteps?: number | undefined;
 }
 
 export interface PlanInput {
@@ -176,6 +179,7 @@ export function makePlan(input: PlanInput): Plan {
       baseImage: stage.baseImage,
       checkpoint: stage.checkpoint,
       buildkitSteps: stage.buildkitSteps,
+      ownSteps: stage.ownSteps,
     };
   });
 

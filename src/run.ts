@@ -94,6 +94,7 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     baseImage: rootImage(dockerfile, s),
     checkpoint: stageCheckpoint(buildText, s.index, fromIsStep(s)),
     buildkitSteps: stageStepCount(text, s.index, fromIsStep(s)),
+    ownSteps: stageStepCount(text, s.index, false),
   }));
   return { inputs, namedText: given.size > 0 ? buildText : undefined };
 }

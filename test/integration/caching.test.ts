@@ -54,6 +54,10 @@ for (const builder of BUILDERS) {
         assert.ok(stage.cachePush.every((p) => p.action === 'unchanged'), `${stage.stage}: ${JSON.stringify(stage.cachePush)}`);
       }
       for (const [tag, digest] of sharedDigests) assert.equal(await registryDigest(repo, tag), digest, `${tag} kept its digest`);
+      // Every step of every stage counted (BuildKit prints only some of a cached stage's steps): COPY+RUN, RUN+COPY+RUN,
+      // COPY+RUN (and CMD, which the classic builder counts as a step).
+      const counts = Object.fromEntries((run.report?.stages ?? []).map((s) => [s.stage, s.steps?.total]));
+      assert.deepEqual(counts, { deps: 2, builder: 3, final: builder.name === 'classic' ? 3 : 2 });
     });
 
     it('a new branch with a source change falls back to main per stage, rebuilds only what changed, and pushes only its own tags', async () => {
