@@ -10,7 +10,7 @@ import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
 import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
 import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
-import { pushedIds } from './transfers.js';
+import { pushedIds, shortId } from './transfers.js';
 
 const TIMED_OUT = 'timed out after';
 
@@ -316,14 +316,7 @@ export class CacheOps {
     const known = new Map<string, KnownBlob>();
     const sameRepo = sources.filter((s) => s.domain === target.domain && s.path === target.path);
     for (const image of await Promise.all(sameRepo.map((s) => this.image(s)))) {
-      if (!image) continue;
-      const layers = (JSON.parse(image.manifest.body.toString('utf8')) as { layers?: KnownBlob[] }).layers ?? [];
-      const diffIds = (image.config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
-      if (layers.length !== diffIds.length) continue;
-      diffIds.forEach((d, i) => {
-        const layer = layers[i];
-        if (layer) known.set(d, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType });
-      });
+      for (const [diffId, blob] of layersByDiffId(image)) known.set(diffId, blob);
     }
     return known;
   }
@@ -414,9 +407,9 @@ export class CacheOps {
     if (shortDiffIds.size === 0) return 0;
     const image = await this.image(ref);
     if (!image) return undefined;
-    const layers = (JSON.parse(image.manifest.body.toString('utf8')) as { layers?: { size: number }[] }).layers ?? [];
-    const diffIds = (image.config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
-    return diffIds.reduce((sum, diffId, i) => (shortDiffIds.has(diffId.replace(/^sha256:/, '').slice(0, 12)) ? sum + (layers[i]?.size ?? 0) : sum), 0);
+    let bytes = 0;
+    for (const [diffId, blob] of layersByDiffId(image)) if (shortDiffIds.has(shortId(diffId))) bytes += blob.size;
+    return bytes;
   }
 
   /** The uncompressed layer digests of a remote image (rootfs.diff_ids). */
@@ -444,6 +437,20 @@ export class CacheOps {
   private forget(ref: ImageRef): void {
     this.images.delete(formatRef(ref));
   }
+}
+
+/** A registry image's layer blobs by diff_id (manifest layer i is config diff_id i); empty when the two lists disagree. */
+function layersByDiffId(image: RemoteImage | undefined): Map<string, KnownBlob> {
+  const byDiffId = new Map<string, KnownBlob>();
+  if (!image) return byDiffId;
+  const layers = (JSON.parse(image.manifest.body.toString('utf8')) as { layers?: KnownBlob[] }).layers ?? [];
+  const diffIds = (image.config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
+  if (layers.length !== diffIds.length) return byDiffId;
+  diffIds.forEach((diffId, i) => {
+    const layer = layers[i];
+    if (layer) byDiffId.set(diffId, { digest: layer.digest, size: layer.size, mediaType: layer.mediaType });
+  });
+  return byDiffId;
 }
 
 function repoKey(ref: ImageRef): string {

@@ -81,13 +81,14 @@ export async function pushStageCache(
       }
     }
     const first = !pushedAs;
-    const sources = repairSources ? await repairSources.forPush() : source ? [source.ref] : [];
     const repair = repairSources && first ? { sources: () => repairSources.forRepair(), base: stage.baseImage } : undefined;
     // The same image on its way up as the deploy tag, into this repository: copied once it is there.
     const deployed = first ? await deps.deploys?.pushedInto(local, write.ref) : undefined;
     const copied = deployed ? await ops.copyCache(deployed, write.ref, repair) : undefined;
     if (deployed && copied && !copied.ok) log.debug(`manifest copy of the deploy tag to ${ref} failed (${firstLine(copied.message)}); pushing instead`);
-    const pushed = copied?.ok ? { ...copied, uploader: 'deploy' as const } : await ops.pushCache(local, write.ref, sources, deps.upload, localLayers, repair);
+    // A push builds on the caches of the stages below (it may wait for their writes); a copy needs none.
+    const pushing = async () => ops.pushCache(local, write.ref, repairSources ? await repairSources.forPush() : source ? [source.ref] : [], deps.upload, localLayers, repair);
+    const pushed = copied?.ok ? { ...copied, uploader: 'deploy' as const } : await pushing();
     if (!pushed.ok) {
       log.warn(`could not push the cache ${ref}: ${firstLine(pushed.message)} (the build goes on; the next run may be slower)`);
       return { ref, action: 'failed', message: firstLine(pushed.message) };

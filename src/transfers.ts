@@ -40,6 +40,11 @@ export function buildkitFetches(output: string): Map<string, number | undefined>
   return fetched;
 }
 
+/** docker's 12-digit ID of a digest or diff_id, as its pull and push lines print it. */
+export function shortId(digest: string): string {
+  return digest.replace(/^sha256:/, '').slice(0, 12);
+}
+
 function idsWithStatus(output: string, status: RegExp): Set<string> {
   const ids = new Set<string>();
   for (const line of output.split('\n')) {
@@ -69,6 +74,6 @@ export function fetchedBytes(fetched: ReadonlyMap<string, number | undefined>, s
 /** Sum of the sizes of the blobs whose digest starts with one of the short IDs. */
 export function bytesOfShortIds(ids: ReadonlySet<string>, sizes: ReadonlyMap<string, number>): number {
   let total = 0;
-  for (const [digest, size] of sizes) if (ids.has(digest.replace(/^sha256:/, '').slice(0, 12))) total += size;
+  for (const [digest, size] of sizes) if (ids.has(shortId(digest))) total += size;
   return total;
 }
