@@ -10,7 +10,7 @@ import { inferChainLinks, repairInlineCache } from './inline-cache.js';
 import { type HistoryEntry, stepDurations } from './history.js';
 import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
 import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
-import { pushedIds, shortId } from './transfers.js';
+import { bytesOfShortIds, pushedIds } from './transfers.js';
 
 const TIMED_OUT = 'timed out after';
 
@@ -407,9 +407,7 @@ export class CacheOps {
     if (shortDiffIds.size === 0) return 0;
     const image = await this.image(ref);
     if (!image) return undefined;
-    let bytes = 0;
-    for (const [diffId, blob] of layersByDiffId(image)) if (shortDiffIds.has(shortId(diffId))) bytes += blob.size;
-    return bytes;
+    return bytesOfShortIds(shortDiffIds, new Map([...layersByDiffId(image)].map(([diffId, blob]) => [diffId, blob.size])));
   }
 
   /** The uncompressed layer digests of a remote image (rootfs.diff_ids). */
