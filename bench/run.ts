@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseBuildOutput } from '../src/build-output.ts';
+import { parseBuildOutput } from '../src/engine/build-output.ts';
 import { BASE_IMAGE, BUILDKIT_CLI, BUNDLE, REGISTRY, REGISTRY_LOG, ROOT, ensureTestEnv, imageFiles, registryTraffic, wipeEngine } from '../test/support/env.ts';
 import { makeApp } from './apps.ts';
 

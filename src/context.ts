@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Runner } from './exec.js';
+import type { Runner } from './engine/exec.js';
 
 /** What the environment says about this run. The only reader of process.env. */
 export interface RunContext {

@@ -3,14 +3,14 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseBuildOutput } from '../../src/build-output.ts';
-import { CacheOps } from '../../src/cache-ops.ts';
-import { Docker } from '../../src/docker.ts';
-import { execaRunner } from '../../src/exec.ts';
-import { parseImageRef } from '../../src/image-ref.ts';
-import { INLINE_CACHE_KEY } from '../../src/inline-cache.ts';
+import { parseBuildOutput } from '../../src/engine/build-output.ts';
+import { CacheOps } from '../../src/registry/cache-ops.ts';
+import { Docker } from '../../src/engine/docker.ts';
+import { execaRunner } from '../../src/engine/exec.ts';
+import { parseImageRef } from '../../src/plan/image-ref.ts';
+import { INLINE_CACHE_KEY } from '../../src/strategies/legacy/inline-cache.ts';
 import { consoleLogger } from '../../src/log.ts';
-import { httpRegistry } from '../../src/registry.ts';
+import { httpRegistry } from '../../src/registry/registry.ts';
 import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 interface CacheRecord {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { countSteps, parseBuildOutput } from '../../src/build-output.ts';
+import { countSteps, parseBuildOutput } from '../../src/engine/build-output.ts';
 
 const BUILDKIT = `#1 [internal] load build definition from Dockerfile
 #1 DONE 0.0s

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CacheOps } from '../../src/cache-ops.ts';
-import type { Docker } from '../../src/docker.ts';
-import type { RunResult } from '../../src/exec.ts';
-import { parseImageRef } from '../../src/image-ref.ts';
+import { CacheOps } from '../../src/registry/cache-ops.ts';
+import type { Docker } from '../../src/engine/docker.ts';
+import type { RunResult } from '../../src/engine/exec.ts';
+import { parseImageRef } from '../../src/plan/image-ref.ts';
 import { consoleLogger } from '../../src/log.ts';
-import type { RegistryApi } from '../../src/registry.ts';
+import type { RegistryApi } from '../../src/registry/registry.ts';
 
 /** CacheOps with a docker stand-in whose every push fails as given; counts the pushes per tag. */
 function opsFailingWith(failure: Partial<RunResult>): { ops: CacheOps; pushes: Map<string, number>; output: string[] } {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CheckpointWatch, earlyPart } from '../../src/checkpoint.ts';
-import { stageCheckpoint, stageStepCount } from '../../src/dockerfile.ts';
-import type { PlannedStage } from '../../src/plan.ts';
+import { CheckpointWatch, earlyPart } from '../../src/strategies/legacy/checkpoint.ts';
+import { stageCheckpoint, stageStepCount } from '../../src/dockerfile/dockerfile.ts';
+import type { PlannedStage } from '../../src/plan/plan.ts';
 
 const TWO_STAGE = [
   '# syntax=docker/dockerfile:1',

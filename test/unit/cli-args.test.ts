@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { flagValues, splitArgs } from '../../src/cli-args.ts';
+import { flagValues, splitArgs } from '../../src/cli/cli-args.ts';
 
 describe('splitArgs', () => {
   const cases: { name: string; argv: string[]; helper: string[]; docker: string[]; context: string | undefined }[] = [

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DeployHandoff } from '../../src/deploy-handoff.ts';
-import { parseImageRef } from '../../src/image-ref.ts';
+import { DeployHandoff } from '../../src/publish/deploy-handoff.ts';
+import { parseImageRef } from '../../src/plan/image-ref.ts';
 
 const ref = (text: string) => parseImageRef(text);
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { Docker } from '../../src/docker.ts';
-import { pushImageDirect, type UploadedLayer } from '../../src/direct-push.ts';
-import type { RegistryApi } from '../../src/registry.ts';
+import type { Docker } from '../../src/engine/docker.ts';
+import { pushImageDirect, type UploadedLayer } from '../../src/strategies/legacy/direct-push.ts';
+import type { RegistryApi } from '../../src/registry/registry.ts';
 import { tarOf } from '../support/tar.ts';
 
 const sha = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findStage, parseDockerfile, stagesFor, withStageNames } from '../../src/dockerfile.ts';
+import { findStage, parseDockerfile, stagesFor, withStageNames } from '../../src/dockerfile/dockerfile.ts';
 
 const summary = (text: string, buildArgs = new Map<string, string>()) =>
   parseDockerfile(text, buildArgs).stages.map((s) => ({ key: s.key, base: s.base, deps: s.deps }));

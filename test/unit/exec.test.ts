@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { execaStreamRunner } from '../../src/exec.ts';
+import { execaStreamRunner } from '../../src/engine/exec.ts';
 
 describe('execaStreamRunner', () => {
   it('keeps every byte for a reader that starts late (a docker save started before the caller decides to read it)', async () => {

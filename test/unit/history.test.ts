@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { normaliseInstruction, savedSeconds, stepDurations } from '../../src/history.ts';
+import { normaliseInstruction, savedSeconds, stepDurations } from '../../src/report/history.ts';
 
 describe('time saved from an image history', () => {
   const history = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { branchToken, cacheTag, formatRef, parseImageRef, parseRepository } from '../../src/image-ref.ts';
+import { branchToken, cacheTag, formatRef, parseImageRef, parseRepository } from '../../src/plan/image-ref.ts';
 import { UserError } from '../../src/errors.ts';
 
 const TAG_GRAMMAR = /^[\w][\w.-]{0,127}$/;

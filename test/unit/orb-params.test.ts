@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { argsFromOrbParams, orbBoolean, splitWords } from '../../src/orb-params.ts';
+import { argsFromOrbParams, orbBoolean, splitWords } from '../../src/cli/orb-params.ts';
 
 describe('orb parameters to the helper\'s command line', () => {
   it('splits extra build arguments like shell words, expanding nothing', () => {

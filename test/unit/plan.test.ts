@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatRef, parseImageRef } from '../../src/image-ref.ts';
-import { buildInvocation, type CacheCandidate, dryRunCommands, makePlan, type PlanInput, type PlannedStage } from '../../src/plan.ts';
+import { formatRef, parseImageRef } from '../../src/plan/image-ref.ts';
+import { buildInvocation, type CacheCandidate, dryRunCommands, makePlan, type PlanInput, type PlannedStage } from '../../src/plan/plan.ts';
 
 const STAGES = [
   { key: 'deps', named: true, deps: [], isLast: false },

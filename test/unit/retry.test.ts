@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay, classifyFailure, withRetry } from '../../src/retry.ts';
+import { backoffDelay, classifyFailure, withRetry } from '../../src/registry/retry.ts';
 
 describe('classifyFailure', () => {
   const cases: [string, string][] = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StageWatcher } from '../../src/stage-watch.ts';
+import { StageWatcher } from '../../src/engine/stage-watch.ts';
 
 describe('StageWatcher', () => {
   it('reports each followed stage when its last step is done, with its cached count, across chunk boundaries', () => {

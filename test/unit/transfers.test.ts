@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PhaseTraffic } from '../../src/phase-traffic.ts';
-import { formatMarkdown, formatSummary, type RunReport } from '../../src/report.ts';
-import { buildkitFetches, bytesOfShortIds, fetchedBytes, parseHumanSize, pullCompleteIds, pushedIds } from '../../src/transfers.ts';
+import { PhaseTraffic } from '../../src/report/phase-traffic.ts';
+import { formatMarkdown, formatSummary, type RunReport } from '../../src/report/report.ts';
+import { buildkitFetches, bytesOfShortIds, fetchedBytes, parseHumanSize, pullCompleteIds, pushedIds } from '../../src/report/transfers.ts';
 
 const D1 = `sha256:${'a1'.repeat(32)}`;
 const D2 = `sha256:${'b2'.repeat(32)}`;

@@ -1,16 +1,16 @@
-import type { Docker } from './docker.js';
-import { firstLine, tail } from './errors.js';
-import { formatRef, type ImageRef } from './image-ref.js';
-import type { Logger } from './log.js';
+import type { Docker } from '../engine/docker.js';
+import { firstLine, tail } from '../errors.js';
+import { formatRef, type ImageRef } from '../plan/image-ref.js';
+import type { Logger } from '../log.js';
 import { RegistryError, type RegistryApi } from './registry.js';
 
 type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
-import { inferChainLinks, repairInlineCache } from './inline-cache.js';
-import { type HistoryEntry, stepDurations } from './history.js';
-import { type KnownBlob, pushImageDirect, type UploadedLayer } from './direct-push.js';
-import { chooseUploader, type UploadChoice, type Uploader } from './upload-choice.js';
-import { bytesOfShortIds, pushedIds } from './transfers.js';
+import { inferChainLinks, repairInlineCache } from '../strategies/legacy/inline-cache.js';
+import { type HistoryEntry, stepDurations } from '../report/history.js';
+import { type KnownBlob, pushImageDirect, type UploadedLayer } from '../strategies/legacy/direct-push.js';
+import { chooseUploader, type UploadChoice, type Uploader } from '../strategies/legacy/upload-choice.js';
+import { bytesOfShortIds, pushedIds } from '../report/transfers.js';
 
 const TIMED_OUT = 'timed out after';
 

@@ -1,8 +1,8 @@
 import { appendFile } from 'node:fs/promises';
-import type { RunContext } from './context.js';
-import type { Docker } from './docker.js';
-import { tail, UserError, usageError } from './errors.js';
-import type { Logger } from './log.js';
+import type { RunContext } from '../context.js';
+import type { Docker } from '../engine/docker.js';
+import { tail, UserError, usageError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { inputError } from './errors.js';
+import { inputError } from '../errors.js';
 
 /** A parsed `[domain/]path[:tag]` reference, the way Docker's reference grammar reads it. */
 export interface ImageRef {

@@ -1,13 +1,13 @@
-import type { CacheOps } from './cache-ops.js';
+import type { CacheOps } from '../registry/cache-ops.js';
 import type { DeployHandoff } from './deploy-handoff.js';
-import type { PhaseTraffic } from './phase-traffic.js';
-import { pushedIds } from './transfers.js';
-import { firstLine, tail, UserError } from './errors.js';
-import { formatRef } from './image-ref.js';
-import type { Options } from './options.js';
-import type { Plan, PlannedStage } from './plan.js';
-import type { RunReport } from './report.js';
-import type { RunDeps } from './run.js';
+import type { PhaseTraffic } from '../report/phase-traffic.js';
+import { pushedIds } from '../report/transfers.js';
+import { firstLine, tail, UserError } from '../errors.js';
+import { formatRef } from '../plan/image-ref.js';
+import type { Options } from '../cli/options.js';
+import type { Plan, PlannedStage } from '../plan/plan.js';
+import type { RunReport } from '../report/report.js';
+import type { RunDeps } from '../run.js';
 
 /** Logs in with --username and the password from stdin or a variable (never the command line). */
 export async function login(options: Options, deps: RunDeps, timeoutMs: number): Promise<void> {

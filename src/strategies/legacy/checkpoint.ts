@@ -1,9 +1,9 @@
-import type { CacheOps } from './cache-ops.js';
-import type { Docker } from './docker.js';
-import { type DockerfileCopy, dockerfileOf, withDockerfile, writeDockerfileCopy } from './dockerfile-copy.js';
-import { formatRef, type ImageRef } from './image-ref.js';
-import type { Logger } from './log.js';
-import { buildInvocation, type Plan, type PlannedStage, type Resolution } from './plan.js';
+import type { CacheOps } from '../../registry/cache-ops.js';
+import type { Docker } from '../../engine/docker.js';
+import { type DockerfileCopy, dockerfileOf, withDockerfile, writeDockerfileCopy } from '../../dockerfile/copy.js';
+import { formatRef, type ImageRef } from '../../plan/image-ref.js';
+import type { Logger } from '../../log.js';
+import { buildInvocation, type Plan, type PlannedStage, type Resolution } from '../../plan/plan.js';
 
 /**
  * Uploading a stage's dependency layers while its source steps still run.

@@ -1,4 +1,4 @@
-import { inputError } from './errors.js';
+import { inputError } from '../errors.js';
 
 /** One `FROM` section of a Dockerfile. */
 export interface Stage {

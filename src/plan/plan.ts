@@ -1,5 +1,5 @@
-import type { StageCheckpoint } from './dockerfile.js';
-import type { DockerInvocation } from './docker.js';
+import type { StageCheckpoint } from '../dockerfile/dockerfile.js';
+import type { DockerInvocation } from '../engine/docker.js';
 import { branchToken, cacheTag, formatRef, type ImageRef, withTag } from './image-ref.js';
 
 export type BuilderKind = 'classic' | 'buildkit';

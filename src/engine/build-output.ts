@@ -1,4 +1,4 @@
-import type { BuilderKind } from './plan.js';
+import type { BuilderKind } from '../plan/plan.js';
 
 /** One Dockerfile step as a build reported it. */
 export interface BuildStep {

@@ -1,18 +1,18 @@
-import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from './build-output.js';
-import type { CacheOps } from './cache-ops.js';
-import type { DeployHandoff } from './deploy-handoff.js';
-import type { Moved, PhaseTraffic } from './phase-traffic.js';
-import { buildkitFetches, bytesOfShortIds, fetchedBytes, pullCompleteIds } from './transfers.js';
-import { type CacheSources, pushStageCache } from './cache-push.js';
-import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './checkpoint.js';
-import { type Docker, displayInvocation } from './docker.js';
-import { tail, UserError } from './errors.js';
-import type { Logger } from './log.js';
-import { formatRef, type ImageRef } from './image-ref.js';
-import { buildInvocation, type BuilderKind, type CacheCandidate, type Plan, type PlannedStage, type Resolution } from './plan.js';
-import type { RunReport, StageReport } from './report.js';
-import { StageWatcher } from './stage-watch.js';
-import type { UploadChoice } from './upload-choice.js';
+import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from '../engine/build-output.js';
+import type { CacheOps } from '../registry/cache-ops.js';
+import type { DeployHandoff } from '../publish/deploy-handoff.js';
+import type { Moved, PhaseTraffic } from '../report/phase-traffic.js';
+import { buildkitFetches, bytesOfShortIds, fetchedBytes, pullCompleteIds } from '../report/transfers.js';
+import { type CacheSources, pushStageCache } from '../publish/cache-push.js';
+import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './legacy/checkpoint.js';
+import { type Docker, displayInvocation } from '../engine/docker.js';
+import { tail, UserError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { formatRef, type ImageRef } from '../plan/image-ref.js';
+import { buildInvocation, type BuilderKind, type CacheCandidate, type Plan, type PlannedStage, type Resolution } from '../plan/plan.js';
+import type { RunReport, StageReport } from '../report/report.js';
+import { StageWatcher } from '../engine/stage-watch.js';
+import type { UploadChoice } from './legacy/upload-choice.js';
 
 export interface StrategyContext {
   readonly plan: Plan;

@@ -1,11 +1,11 @@
 import type { CacheOps } from './cache-ops.js';
-import { firstLine } from './errors.js';
-import { formatRef, type ImageRef } from './image-ref.js';
-import type { Logger } from './log.js';
-import type { CacheCandidate, Plan } from './plan.js';
-import type { Moved } from './phase-traffic.js';
-import type { RunReport } from './report.js';
-import { bytesOfShortIds, pullCompleteIds } from './transfers.js';
+import { firstLine } from '../errors.js';
+import { formatRef, type ImageRef } from '../plan/image-ref.js';
+import type { Logger } from '../log.js';
+import type { CacheCandidate, Plan } from '../plan/plan.js';
+import type { Moved } from '../report/phase-traffic.js';
+import type { RunReport } from '../report/report.js';
+import { bytesOfShortIds, pullCompleteIds } from '../report/transfers.js';
 
 /** Looks up every candidate of every stage at once; each stage keeps the ones found, most specific first. */
 export async function resolve(plan: Plan, ops: CacheOps, report: RunReport, log: Logger): Promise<Map<string, CacheCandidate[]>> {

@@ -1,4 +1,4 @@
-import type { Lookup } from './cache-ops.js';
+import type { Lookup } from '../registry/cache-ops.js';
 
 /** deployed: the tag is also a deploy tag, written by the deploy push (deploy-handoff.ts). */
 export type PushAction = 'pushed' | 'copied' | 'unchanged' | 'deployed' | 'failed' | 'skipped';

@@ -1,9 +1,9 @@
-import type { UploadChoice } from './upload-choice.js';
+import type { UploadChoice } from '../strategies/legacy/upload-choice.js';
 import { isAbsolute, join } from 'node:path';
 import { flagValues, type SplitArgs } from './cli-args.js';
-import { usageError } from './errors.js';
-import { type ImageRef, parseImageRef, parseRepository } from './image-ref.js';
-import type { RunContext } from './context.js';
+import { usageError } from '../errors.js';
+import { type ImageRef, parseImageRef, parseRepository } from '../plan/image-ref.js';
+import type { RunContext } from '../context.js';
 
 export type BuilderChoice = 'auto' | 'classic' | 'buildkit';
 

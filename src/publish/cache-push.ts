@@ -1,13 +1,13 @@
-import type { CacheOps } from './cache-ops.js';
+import type { CacheOps } from '../registry/cache-ops.js';
 import type { DeployHandoff } from './deploy-handoff.js';
-import type { Docker } from './docker.js';
-import { formatRef, type ImageRef } from './image-ref.js';
-import type { Logger } from './log.js';
-import type { CacheCandidate, PlannedStage } from './plan.js';
-import type { StageReport } from './report.js';
-import { classifyFailure } from './retry.js';
-import { firstLine } from './errors.js';
-import type { UploadChoice } from './upload-choice.js';
+import type { Docker } from '../engine/docker.js';
+import { formatRef, type ImageRef } from '../plan/image-ref.js';
+import type { Logger } from '../log.js';
+import type { CacheCandidate, PlannedStage } from '../plan/plan.js';
+import type { StageReport } from '../report/report.js';
+import { classifyFailure } from '../registry/retry.js';
+import { firstLine } from '../errors.js';
+import type { UploadChoice } from '../strategies/legacy/upload-choice.js';
 
 function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   return a !== undefined && b !== undefined && a.length > 0 && a.length === b.length && a.every((d, i) => d === b[i]);

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Docker } from './docker.js';
-import type { StreamingProcess } from './exec.js';
-import { tail } from './errors.js';
-import type { ImageRef } from './image-ref.js';
+import type { Docker } from '../../engine/docker.js';
+import type { StreamingProcess } from '../../engine/exec.js';
+import { tail } from '../../errors.js';
+import type { ImageRef } from '../../plan/image-ref.js';
 import { encodeLayer } from './layer-encoder.js';
-import type { RegistryApi } from './registry.js';
+import type { RegistryApi } from '../../registry/registry.js';
 import { readTar } from './tar-reader.js';
 
 /**

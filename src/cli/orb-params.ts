@@ -1,4 +1,4 @@
-import { usageError } from './errors.js';
+import { usageError } from '../errors.js';
 
 /**
  * The orb passes its parameters as PARAM_* environment variables (never pasted

@@ -1,5 +1,5 @@
 import { dockerFlagKind, OWNED_BY_HELPER } from './docker-build-flags.js';
-import { usageError } from './errors.js';
+import { usageError } from '../errors.js';
 
 /** The helper's own options. Everything else goes to `docker build` untouched. */
 export const HELPER_OPTIONS = {

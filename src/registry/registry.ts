@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
-import type { Runner } from './exec.js';
-import type { ImageRef } from './image-ref.js';
+import type { Runner } from '../engine/exec.js';
+import type { ImageRef } from '../plan/image-ref.js';
 
 /**
  * A small client for the registry HTTP API (distribution spec): existence checks,

@@ -3,18 +3,18 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import yargs from 'yargs/yargs';
 import { HELPER_OPTIONS, splitArgs } from './cli-args.js';
-import { readContext } from './context.js';
-import { Docker, displayArg } from './docker.js';
-import { ExitCode, UserError, usageError } from './errors.js';
-import { execaRunner } from './exec.js';
-import { consoleLogger } from './log.js';
+import { readContext } from '../context.js';
+import { Docker, displayArg } from '../engine/docker.js';
+import { ExitCode, UserError, usageError } from '../errors.js';
+import { execaRunner } from '../engine/exec.js';
+import { consoleLogger } from '../log.js';
 import { normaliseOptions, type Options, type ParsedHelperArgs } from './options.js';
-import { dockerCredentials, httpRegistry } from './registry.js';
-import { formatMarkdown, formatSummary, type RunReport } from './report.js';
-import { execute } from './run.js';
+import { dockerCredentials, httpRegistry } from '../registry/registry.js';
+import { formatMarkdown, formatSummary, type RunReport } from '../report/report.js';
+import { execute } from '../run.js';
 import { argsFromOrbParams } from './orb-params.js';
 import { orbLogin } from './orb-login.js';
-import type { RunContext } from './context.js';
+import type { RunContext } from '../context.js';
 
 function orbEnvironment(ctx: RunContext) {
   return { params: ctx.orbParams, commit: ctx.commit, readOnly: ctx.orbReadOnly };

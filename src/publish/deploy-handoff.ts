@@ -1,4 +1,4 @@
-import { formatRef, type ImageRef } from './image-ref.js';
+import { formatRef, type ImageRef } from '../plan/image-ref.js';
 
 /**
  * Lets the target stage's cache write build on the deploy push instead of racing it.
