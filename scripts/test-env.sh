@@ -4,19 +4,40 @@
 # Idempotent: reuses an engine or registry that already answers, and records
 # only what it started so that `test-env.sh stop` stops only that.
 #
-#   scripts/test-env.sh [up]      bring everything up (default)
-#   scripts/test-env.sh stop      stop what this script started
-#   scripts/test-env.sh env       print the variables tests read
+#   scripts/test-env.sh [up] [ENGINE]   bring everything up (default)
+#   scripts/test-env.sh stop            stop what this script started
+#   scripts/test-env.sh env [ENGINE]    print the variables tests read (eval-able)
+#
+# ENGINE (default $DRC_TEST_ENGINE, else legacy):
+#   modern           Docker 26 + buildx 0.13 + containerd 1.7, containerd image store (Docker 29's default)
+#   modern-classic   the same binaries with the overlay2 image store (Docker 27-28 hosts)
+#   legacy           Debian 12's docker.io 20.10 on /var/run/docker.sock
+# The modern engines come from Debian 13's packages, unpacked into a private prefix
+# (scripts/modern-engine.sh); each has its own containerd, socket and bridge, so all
+# three can run side by side.
 set -euo pipefail
 
 STATE_DIR="${DRC_TEST_STATE:-/tmp/drc-test-env}"
 REGISTRY_ADDR="${DRC_TEST_REGISTRY:-127.0.0.1:5000}"
 BASE_IMAGE="${REGISTRY_ADDR}/drc-test/busybox:2"
+ENGINE="${2:-${DRC_TEST_ENGINE:-legacy}}"
+case "$ENGINE" in legacy | modern | modern-classic) ;; *) echo "test-env: unknown engine $ENGINE (legacy, modern, modern-classic)" >&2; exit 2 ;; esac
 mkdir -p "$STATE_DIR"
+MODERN_PREFIX="$STATE_DIR/modern-prefix"
+ENGINE_DIR="$STATE_DIR/engines/$ENGINE"
+if [ "$ENGINE" = legacy ]; then
+  ENGINE_HOST="unix:///var/run/docker.sock"
+  ENGINE_CLI=/usr/bin/docker
+else
+  ENGINE_HOST="unix://$ENGINE_DIR/docker.sock"
+  ENGINE_CLI="$MODERN_PREFIX/usr/bin/docker"
+fi
+# The client config: buildx for the modern engines; none for the legacy one (its 20.10 client has BuildKit built in).
+ENGINE_CONFIG="$ENGINE_DIR/docker-config"
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
 
-engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+engine_answers() { DOCKER_HOST="$ENGINE_HOST" DOCKER_CONFIG="$ENGINE_CONFIG" timeout 10 "$ENGINE_CLI" info >/dev/null 2>&1; }
 registry_answers() { curl -fsS -m 3 "http://${REGISTRY_ADDR}/v2/" >/dev/null 2>&1; }
 
 install_packages() {
@@ -52,22 +73,32 @@ wait_until() {
   exit 1
 }
 
+legacy_alive() { [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }
+
 start_engine() {
+  mkdir -p "$ENGINE_CONFIG"
+  if [ "$ENGINE" != legacy ]; then
+    DRC_TEST_STATE="$STATE_DIR" bash "$(dirname "$0")/modern-engine.sh" up "$ENGINE" "$ENGINE_DIR" "$MODERN_PREFIX"
+    return
+  fi
   if engine_answers; then log "engine: reusing the one that answers"; return 0; fi
   # A dockerd that is alive but busy (or restarting its containerd) gets time; a second one would refuse to start.
   # One that crashed (20.10 can die on a Go fatal error while dumping its goroutines) is replaced.
-  if pgrep -x dockerd >/dev/null 2>&1; then
+  # Found by its pid file: the modern engines' dockerd processes have the same name.
+  if legacy_alive; then
     log "engine: dockerd is running but not answering; waiting up to 60 s for it"
     local deadline=$(( $(date +%s) + 60 ))
-    while [ "$(date +%s)" -lt "$deadline" ] && pgrep -x dockerd >/dev/null 2>&1; do
+    while [ "$(date +%s)" -lt "$deadline" ] && legacy_alive; do
       if engine_answers; then log "dockerd: up"; return 0; fi
       sleep 0.5
     done
-    if pgrep -x dockerd >/dev/null 2>&1; then
+    if legacy_alive; then
       log "engine: dockerd still does not answer; stopping it to start a new one"
-      pkill -x dockerd || true
-      for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null 2>&1 || break; sleep 0.5; done
-      pkill -9 -x dockerd || true
+      local pid
+      pid="$(cat /var/run/docker.pid)"
+      kill "$pid" || true
+      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -9 "$pid" 2>/dev/null || true
     else
       log "engine: dockerd exited (see $STATE_DIR/dockerd.log); starting a new one"
     fi
@@ -122,13 +153,16 @@ push_base_image() {
   done
   mkdir -p "$dir/tmp" && touch "$dir/tmp/.keep"
   printf 'FROM scratch\nCOPY bin /bin\nCOPY tmp /tmp\nCMD ["/bin/sh"]\n' >"$dir/Dockerfile"
-  docker build -q -t "$BASE_IMAGE" "$dir" >/dev/null
-  docker push "$BASE_IMAGE" >/dev/null
+  DOCKER_HOST="$ENGINE_HOST" DOCKER_CONFIG="$ENGINE_CONFIG" "$ENGINE_CLI" build -q -t "$BASE_IMAGE" "$dir" >/dev/null
+  DOCKER_HOST="$ENGINE_HOST" DOCKER_CONFIG="$ENGINE_CONFIG" "$ENGINE_CLI" push "$BASE_IMAGE" >/dev/null
   rm -rf "$dir"
   log "base image: pushed"
 }
 
 stop_started() {
+  for engine in modern modern-classic; do
+    [ -d "$STATE_DIR/engines/$engine" ] && bash "$(dirname "$0")/modern-engine.sh" stop "$engine" "$STATE_DIR/engines/$engine" "$MODERN_PREFIX"
+  done
   for name in registry dockerd; do
     if [ -f "$STATE_DIR/$name.pid" ]; then
       local pid
@@ -140,6 +174,10 @@ stop_started() {
 }
 
 print_env() {
+  echo "DRC_TEST_ENGINE=$ENGINE"
+  echo "DOCKER_HOST=$ENGINE_HOST"
+  echo "DOCKER_CONFIG=$ENGINE_CONFIG"
+  echo "DRC_TEST_DOCKER_CLI=$ENGINE_CLI"
   echo "DRC_TEST_REGISTRY=$REGISTRY_ADDR"
   echo "DRC_TEST_BASE_IMAGE=$BASE_IMAGE"
   echo "DRC_TEST_REGISTRY_LOG=$STATE_DIR/registry.log"
