@@ -12,6 +12,8 @@ export interface RunContext {
   readonly isCi: boolean;
   /** DOCKER_BUILDKIT as the user set it: true, false, or undefined when unset. */
   readonly dockerBuildkit: boolean | undefined;
+  /** BUILDX_BUILDER: the buildx builder to use when --builder names none. */
+  readonly buildxBuilder: string | undefined;
   /** Where the docker CLI keeps config.json (logins, credential helpers). */
   readonly dockerConfigDir: string;
   /** The orb's PARAM_* variables. */
@@ -47,6 +49,7 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): RunContext {
     buildUrl: clean(env.CIRCLE_BUILD_URL),
     isCi: clean(env.CI) !== undefined || clean(env.CIRCLECI) !== undefined,
     dockerBuildkit: parseFlag(env.DOCKER_BUILDKIT),
+    buildxBuilder: clean(env.BUILDX_BUILDER),
     dockerConfigDir: clean(env.DOCKER_CONFIG) ?? join(homedir(), '.docker'),
     orbParams: Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('PARAM_'))),
     orbReadOnly: parseFlag(env.DRC_READ_ONLY) === true,

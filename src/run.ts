@@ -16,7 +16,9 @@ import { DeployHandoff } from './publish/deploy-handoff.js';
 import { PhaseTraffic } from './report/phase-traffic.js';
 import type { Logger } from './log.js';
 import type { Options } from './cli/options.js';
-import { type BuilderKind, dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan/plan.js';
+import { buildWithRegistryCache, type RegistryCacheContext, resolveRegistryCaches } from './strategies/registry-cache.js';
+import { type ChosenStrategy, chooseStrategy, type StrategyKind } from './plan/strategy.js';
+import { dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan/plan.js';
 import type { RegistryApi } from './registry/registry.js';
 import type { RunReport, StageReport } from './report/report.js';
 
@@ -129,14 +131,20 @@ async function findBranch(options: Options, deps: RunDeps): Promise<string | und
   return gitBranch(deps.runner, options.context);
 }
 
-function chooseBuilder(options: Options, ctx: RunContext, caps: DockerCapabilities | undefined): BuilderKind {
-  if (options.builder !== 'auto') return options.builder;
-  if (ctx.dockerBuildkit !== undefined) return ctx.dockerBuildkit ? 'buildkit' : 'classic';
-  return caps?.hasBuildx ? 'buildkit' : 'classic';
+function pickStrategy(options: Options, ctx: RunContext, caps: DockerCapabilities | undefined): ChosenStrategy {
+  const chosen = chooseStrategy({ requested: options.strategy, builder: options.builder, dockerBuildkit: ctx.dockerBuildkit, caps });
+  if ('error' in chosen) {
+    const named = options.buildxBuilder === undefined ? '' : ` (buildx builder "${options.buildxBuilder}": does it exist? docker buildx ls)`;
+    throw new UserError('usage', `${chosen.error}${named}`, { hint: 'use --strategy auto to let the helper choose' });
+  }
+  if (options.buildxBuilder !== undefined && caps && !caps.hasBuildx) {
+    throw new UserError('usage', `the buildx builder "${options.buildxBuilder}" cannot be used: docker buildx inspect ${options.buildxBuilder} failed`, { hint: 'create it (docker buildx create --name NAME) or drop --builder / BUILDX_BUILDER' });
+  }
+  return chosen;
 }
 
 async function probeDocker(options: Options, deps: RunDeps): Promise<DockerCapabilities> {
-  const caps = await deps.docker.capabilities(30_000);
+  const caps = await deps.docker.capabilities(30_000, options.buildxBuilder);
   if ('clientVersion' in caps) return caps;
   if (caps.notFound) {
     throw new UserError('dockerMissing', `the docker CLI "${options.docker}" was not found`, {
@@ -185,7 +193,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const { log } = deps;
   const { started, probing, branch, inputs, passthrough } = prepared;
   const timeoutMs = options.timeoutSeconds * 1000;
-  const planFor = (builder: BuilderKind): Plan =>
+  const planFor = (strategy: StrategyKind): Plan =>
     makePlan({
       image: options.image,
       extraTags: options.extraTags,
@@ -196,7 +204,9 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
       updateSharedCache: options.updateSharedCache,
       push: options.push,
       pushCache: options.pushCache,
-      builder,
+      builder: strategy === 'classic' ? 'classic' : 'buildkit',
+      strategy,
+      buildxBuilder: options.buildxBuilder,
       runId: deps.runId,
       passthrough,
       // Absolute: the docker CLI keys BuildKit's copy of the context on the path as given, so
@@ -204,7 +214,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
       context: resolvePath(options.context),
     });
   // The cache tags looked up do not depend on the builder: the plan is made again once it is known.
-  let plan = planFor('buildkit');
+  let plan = planFor('inline');
 
   const report: RunReport = {
     version: 1,
@@ -223,16 +233,20 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     exitCode: ExitCode.ok,
     totalSeconds: 0,
   };
+  let reason = '';
   const useBuilder = (caps: DockerCapabilities | undefined): void => {
-    plan = planFor(chooseBuilder(options, deps.ctx, caps));
+    const chosen = pickStrategy(options, deps.ctx, caps);
+    plan = planFor(chosen.kind);
+    reason = chosen.reason;
     report.builder = plan.builder;
-    report.engine = caps ? `client ${caps.clientVersion}, server ${caps.serverVersion}${caps.hasBuildx ? ', buildx' : ''}` : null;
+    report.strategy = chosen.kind;
+    report.engine = caps ? engineLine(caps) : null;
   };
   for (const note of plan.notes) log.info(`note: ${note}`);
 
   if (options.dryRun) {
     useBuilder(await probing);
-    printDryRun(plan, options);
+    printDryRun(plan, options, reason);
     report.totalSeconds = (now() - started) / 1000;
     return report;
   }
@@ -261,8 +275,17 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     await timed('login', () => login(options, deps, timeoutMs));
   } else {
     // The registry lookups start while the engine answers the probe; they report nothing until resolve reads them.
-    ops.prefetchLookups(plan.stages.flatMap((stage) => stage.candidates.map((c) => c.ref)));
+    // Both kinds of cache tag: the strategy is known only once the engine has answered.
+    ops.prefetchLookups(plan.stages.flatMap((stage) => [...stage.candidates, ...stage.registryCandidates].map((c) => c.ref)));
     useBuilder(await probing);
+  }
+  log.info(`strategy: ${plan.strategy} (${reason})`);
+  if (plan.strategy === 'registry-cache') {
+    const registryContext: RegistryCacheContext = { plan, cli: options.docker, report, docker: deps.docker, ops, log, cancel: deps.cancel, traffic, timed };
+    const found = await timed('resolve caches', () => resolveRegistryCaches(registryContext));
+    const { failure, deployError } = await buildWithRegistryCache(registryContext, found);
+    await Promise.all([estimateSavings(report, ops), traffic.settled()]);
+    return endOfRun(deps, report, finish, failure, deployError);
   }
   const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));
   if (plan.builder === 'classic') await timed('pull caches', () => pullResolved(plan, resolved, ops, report, log, (moved) => traffic.add('pull caches', moved)));
@@ -272,8 +295,6 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
-  report.strategy = plan.builder === 'buildkit' ? 'target-then-export' : 'stage-by-stage';
-  log.info(`strategy: ${report.strategy} (${plan.builder} builder)`);
   const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;
   // The deploy push runs beside the cache pushes; the target's cache waits for it (deploy-handoff.ts).
@@ -301,6 +322,11 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const deployError = deploying ? await deploying : undefined;
   await Promise.all([savings, keepLocalImages(plan, built, deps), traffic.settled()]);
 
+  return endOfRun(deps, report, finish, failure, deployError);
+}
+
+/** Maps how the run ended to the report's outcome and exit code; throws for every ending but success. */
+function endOfRun(deps: RunDeps, report: RunReport, finish: () => RunReport, failure: UserError | undefined, deployError: UserError | undefined): RunReport {
   if (deps.cancel.aborted) {
     report.outcome = 'interrupted';
     const signal = String(deps.cancel.reason ?? 'SIGTERM');
@@ -313,7 +339,6 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     report.exitCode = failure.exitCode;
     throw Object.assign(failure, { report: finish() });
   }
-
   if (deployError) {
     report.outcome = 'deploy-failed';
     report.exitCode = deployError.exitCode;
@@ -322,11 +347,17 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   return finish();
 }
 
-function printDryRun(plan: Plan, options: Options): void {
+function engineLine(caps: DockerCapabilities): string {
+  const buildx = caps.hasBuildx ? `, buildx${caps.buildxDriver ? ` (${caps.buildxDriver} driver)` : ''}` : '';
+  const store = caps.imageStore ? `, ${caps.imageStore} image store` : '';
+  return `client ${caps.clientVersion}, server ${caps.serverVersion}${buildx}${store}`;
+}
+
+function printDryRun(plan: Plan, options: Options, reason: string): void {
   const out = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
-  out(`# dry run: ${plan.builder} builder, branch ${plan.branch ?? '(none)'}; nothing is run`);
+  out(`# dry run: strategy ${plan.strategy} (${reason}), ${plan.builder} builder, branch ${plan.branch ?? '(none)'}; nothing is run`);
   out('# assumed: the most specific cache of each stage exists (the first tag looked for)');
   for (const phase of dryRunCommands(plan)) {
     out(`\n# ${phase.title}`);

@@ -4,6 +4,7 @@ import { flagValues, type SplitArgs } from './cli-args.js';
 import { usageError } from '../errors.js';
 import { type ImageRef, parseImageRef, parseRepository } from '../plan/image-ref.js';
 import type { RunContext } from '../context.js';
+import type { StrategyChoice } from '../plan/strategy.js';
 
 export type BuilderChoice = 'auto' | 'classic' | 'buildkit';
 
@@ -26,6 +27,9 @@ export interface Options {
   readonly pushCache: boolean;
   readonly updateSharedCache: boolean | undefined;
   readonly builder: BuilderChoice;
+  /** A buildx builder to build with: --builder NAME, else BUILDX_BUILDER; undefined: buildx's current one. */
+  readonly buildxBuilder: string | undefined;
+  readonly strategy: StrategyChoice;
   readonly cacheUpload: UploadChoice;
   readonly docker: string;
   readonly login: { readonly username: string; readonly password: { readonly from: 'stdin' } | { readonly from: 'env'; readonly name: string } } | undefined;
@@ -50,6 +54,7 @@ export interface ParsedHelperArgs {
   readonly 'push-cache': boolean;
   readonly 'update-shared-cache'?: boolean | undefined;
   readonly builder: string;
+  readonly strategy?: string | undefined;
   readonly 'cache-upload'?: string | undefined;
   readonly docker: string;
   readonly username?: string | undefined;
@@ -128,7 +133,13 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     }
   }
 
-  const builder = args.builder as BuilderChoice;
+  // --builder keeps its own three words; any other value names a buildx builder, as for docker buildx build.
+  const builderWord = ['auto', 'classic', 'buildkit'].includes(args.builder ?? 'auto') ? ((args.builder ?? 'auto') as BuilderChoice) : undefined;
+  const builder: BuilderChoice = builderWord ?? 'auto';
+  const buildxBuilder = builderWord === undefined ? args.builder : ctx.buildxBuilder;
+  if (buildxBuilder !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(buildxBuilder)) {
+    throw usageError(`--builder "${buildxBuilder}" is not auto, classic, buildkit or a buildx builder name`);
+  }
   if (args['password-stdin'] && args['password-env'] !== undefined) {
     throw usageError('--password-stdin and --password-env both given', 'choose one source for the password');
   }
@@ -164,6 +175,8 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     pushCache: args['push-cache'],
     updateSharedCache: args['update-shared-cache'],
     builder,
+    buildxBuilder,
+    strategy: (args.strategy ?? 'auto') as StrategyChoice,
     cacheUpload: (args['cache-upload'] ?? 'auto') as UploadChoice,
     docker: args.docker,
     login,

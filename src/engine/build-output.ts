@@ -15,24 +15,36 @@ export interface StepCount {
   readonly total: number;
 }
 
-/** Reads the steps out of BuildKit's plain progress output. FROM lines are not steps. */
+/**
+ * Reads the steps out of BuildKit's plain progress output. FROM lines are not steps.
+ * A cache hit is "#N CACHED", or, when BuildKit had to fetch the hit's layers from a
+ * registry cache, a step whose only lines are blob downloads and extractions before
+ * its DONE (a step that runs prints its own output, timestamped, or nothing).
+ */
 function parseBuildkit(output: string): BuildStep[] {
-  const steps = new Map<string, { stage: string | undefined; instruction: string; cached: boolean; seconds: number | undefined }>();
+  const steps = new Map<string, { stage: string | undefined; instruction: string; cached: boolean; seconds: number | undefined; loaded: boolean; printed: boolean }>();
   for (const line of output.split(/\r?\n/)) {
     const header = /^#(\d+) \[(?:(\S+) )?\d+\/\d+\] (.*)$/.exec(line);
     if (header) {
       const [, id = '', stage, instruction = ''] = header;
-      if (!steps.has(id) && !/^FROM\b/i.test(instruction)) steps.set(id, { stage, instruction, cached: false, seconds: undefined });
+      if (!steps.has(id) && !/^FROM\b/i.test(instruction)) steps.set(id, { stage, instruction, cached: false, seconds: undefined, loaded: false, printed: false });
       continue;
     }
-    const status = /^#(\d+) (CACHED|DONE ([\d.]+)s)\s*$/.exec(line);
-    const step = status ? steps.get(status[1] ?? '') : undefined;
-    if (status && step) {
-      if (status[2] === 'CACHED') step.cached = true;
-      else step.seconds = Number(status[3]);
-    }
+    const body = /^#(\d+) (.*)$/.exec(line);
+    const step = body ? steps.get(body[1] ?? '') : undefined;
+    if (!body || !step) continue;
+    const text = body[2] ?? '';
+    const status = /^(CACHED|DONE ([\d.]+)s)\s*$/.exec(text);
+    if (status) {
+      if (status[1] === 'CACHED') step.cached = true;
+      else {
+        step.seconds = Number(status[2]);
+        if (step.loaded && !step.printed) step.cached = true;
+      }
+    } else if (/^(?:extracting )?sha256:[0-9a-f]{64}\b/.test(text)) step.loaded = true;
+    else step.printed = true;
   }
-  return [...steps.values()];
+  return [...steps.values()].map(({ stage, instruction, cached, seconds }) => ({ stage, instruction, cached, seconds: cached ? undefined : seconds }));
 }
 
 /** Reads the steps out of the classic builder's "Step i/n :" output. */
@@ -68,4 +80,45 @@ export function parseBuildOutput(output: string, builder: BuilderKind): BuildSte
 export function countSteps(steps: readonly BuildStep[], stage?: string): StepCount {
   const chosen = stage === undefined ? steps : steps.filter((s) => s.stage === stage);
   return { cached: chosen.filter((s) => s.cached).length, total: chosen.length };
+}
+
+/** How BuildKit's output names a stage: its --target name, else stage-N. */
+export function buildkitLabel(stage: { readonly targetArg: string | undefined; readonly key: string }): string {
+  return stage.targetArg ?? `stage-${stage.key}`;
+}
+
+export interface StageProgress {
+  /** Stages (BuildKit labels) whose last step is DONE or CACHED. */
+  readonly finished: ReadonlySet<string>;
+  /** Stages with a step that ended in ERROR. */
+  readonly failed: ReadonlySet<string>;
+  /** The build's error lines ("#N ERROR: ..." and the closing "ERROR: ..."). */
+  readonly errorText: string;
+}
+
+/** Which stages a BuildKit build finished and which failed, from its plain progress output. */
+export function stageProgress(output: string): StageProgress {
+  const headers = new Map<string, { stage: string; last: boolean }>();
+  const finished = new Set<string>();
+  const failed = new Set<string>();
+  const errors: string[] = [];
+  for (const line of output.split(/\r?\n/)) {
+    const header = /^#(\d+) \[(\S+) (\d+)\/(\d+)\] /.exec(line);
+    if (header) {
+      const [, id = '', stage = '', i, n] = header;
+      if (!headers.has(id)) headers.set(id, { stage, last: i === n });
+      continue;
+    }
+    const status = /^#(\d+) (CACHED|DONE\b|ERROR\b)(.*)$/.exec(line);
+    if (status) {
+      const step = headers.get(status[1] ?? '');
+      if (status[2] === 'ERROR') {
+        errors.push(line);
+        if (step) failed.add(step.stage);
+      } else if (step?.last) finished.add(step.stage);
+      continue;
+    }
+    if (/^(ERROR|error):? /.test(line)) errors.push(line);
+  }
+  return { finished, failed, errorText: errors.join('\n') };
 }

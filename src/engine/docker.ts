@@ -11,6 +11,22 @@ export interface DockerCapabilities {
   readonly clientVersion: string;
   readonly serverVersion: string;
   readonly hasBuildx: boolean;
+  /** The buildx builder's driver (docker, docker-container, remote, kubernetes), when buildx answered. */
+  readonly buildxDriver: string | undefined;
+  /** containerd: the engine keeps images in containerd's store (Docker 29's default); classic: graph drivers (overlay2). */
+  readonly imageStore: 'containerd' | 'classic' | undefined;
+}
+
+/** Reads `docker info`'s driver line: the containerd store names its snapshotter there. */
+export function imageStoreOf(infoLine: string): DockerCapabilities['imageStore'] {
+  const line = infoLine.trim();
+  if (line === '') return undefined;
+  return /io\.containerd\.snapshotter/.test(line) ? 'containerd' : 'classic';
+}
+
+/** The "Driver:" of `docker buildx inspect`. */
+export function buildxDriverOf(inspect: string): string | undefined {
+  return /^Driver:\s*(\S+)/m.exec(inspect)?.[1];
 }
 
 /** Shell-quotes an argument for display only; nothing is ever run through a shell. */
@@ -48,15 +64,19 @@ export class Docker {
     return this.run(this.cli, invocation.args, { ...options, env: invocation.env });
   }
 
-  async capabilities(timeoutMs: number): Promise<DockerCapabilities | RunResult> {
+  /** `builder`: a buildx builder the user named (--builder NAME, BUILDX_BUILDER); else the current one. */
+  async capabilities(timeoutMs: number, builder?: string): Promise<DockerCapabilities | RunResult> {
     // Asked at once: each CLI start costs tens of milliseconds on every run.
-    const [version, buildx] = await Promise.all([
+    const [version, info, buildx] = await Promise.all([
       this.run(this.cli, ['version', '--format', '{{.Client.Version}} {{.Server.Version}}'], { timeoutMs }),
-      this.run(this.cli, ['buildx', 'version'], { timeoutMs }),
+      this.run(this.cli, ['info', '--format', '{{.Driver}} {{json .DriverStatus}}'], { timeoutMs }),
+      this.run(this.cli, ['buildx', 'inspect', ...(builder === undefined ? [] : [builder])], { timeoutMs }),
     ]);
     if (version.exitCode !== 0 || version.notFound) return version;
     const [clientVersion = '', serverVersion = ''] = version.stdout.trim().split(/\s+/);
-    return { clientVersion, serverVersion, hasBuildx: buildx.exitCode === 0 };
+    const buildxDriver = buildx.exitCode === 0 ? buildxDriverOf(buildx.stdout) : undefined;
+    // A named builder that buildx cannot inspect counts as no buildx: the strategy choice says so.
+    return { clientVersion, serverVersion, hasBuildx: buildx.exitCode === 0, buildxDriver, imageStore: info.exitCode === 0 ? imageStoreOf(info.stdout) : undefined };
   }
 
   pull(ref: string, timeoutMs: number): Promise<RunResult> {

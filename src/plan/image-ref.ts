@@ -163,3 +163,13 @@ export function cacheTag(token: string | null, stageKey: string, isTarget: boole
   if (isTarget) return token ?? 'latest';
   return `${token ?? ''}__${stagePart(stageKey)}`;
 }
+
+/**
+ * The tag of a BuildKit registry cache (--cache-to type=registry) of one stage in one
+ * scope: the stage's cache tag with a leading "_", which no cache tag of the inline
+ * scheme and no branch token starts with (a registry cache is not a runnable image, so
+ * the two kinds must never share a tag). At most 127 characters.
+ */
+export function registryCacheTag(token: string | null, stageKey: string, isTarget: boolean): string {
+  return `_${cacheTag(token, stageKey, isTarget)}`;
+}

@@ -1,6 +1,7 @@
 import type { StageCheckpoint } from '../dockerfile/dockerfile.js';
 import type { DockerInvocation } from '../engine/docker.js';
-import { branchToken, cacheTag, formatRef, type ImageRef, withTag } from './image-ref.js';
+import { branchToken, cacheTag, formatRef, type ImageRef, registryCacheTag, withTag } from './image-ref.js';
+import type { StrategyKind } from './strategy.js';
 
 export type BuilderKind = 'classic' | 'buildkit';
 
@@ -26,6 +27,12 @@ export interface PlannedStage {
   readonly candidates: readonly CacheCandidate[];
   /** Cache tags this run writes when it builds the stage. */
   readonly writes: readonly CacheCandidate[];
+  /**
+   * The same scopes for BuildKit's registry cache (registry-cache strategy): the target's
+   * holds every stage (mode=max); a stage's own is written only when a later stage failed.
+   */
+  readonly registryCandidates: readonly CacheCandidate[];
+  readonly registryWrites: readonly CacheCandidate[];
   /** Run-unique local tag, so concurrent runs on one engine never clobber each other. */
   readonly localRef: ImageRef;
   /** The stable local tag the image keeps after the run (for later local builds); the run tag is removed. */
@@ -49,6 +56,9 @@ export interface PlannedStage {
 
 export interface Plan {
   readonly builder: BuilderKind;
+  readonly strategy: StrategyKind;
+  /** A buildx builder named by the user (--builder NAME, BUILDX_BUILDER). */
+  readonly buildxBuilder: string | undefined;
   readonly stages: readonly PlannedStage[];
   /** IMAGE:TAG and the extra tags. */
   readonly deploy: readonly ImageRef[];
@@ -94,6 +104,9 @@ export interface PlanInput {
   readonly push: boolean;
   readonly pushCache: boolean;
   readonly builder: BuilderKind;
+  /** Default: inline for BuildKit, classic for the classic builder. */
+  readonly strategy?: StrategyKind | undefined;
+  readonly buildxBuilder?: string | undefined;
   readonly runId: string;
   readonly passthrough: readonly string[];
   readonly context: string;
@@ -128,6 +141,10 @@ export function makePlan(input: PlanInput): Plan {
   const refFor = (scope: Scope, key: string, isTarget: boolean): CacheCandidate => ({
     scope,
     ref: withTag(input.cacheRepo, cacheTag(tokenOf(scope), key, isTarget)),
+  });
+  const registryRefFor = (scope: Scope, key: string, isTarget: boolean): CacheCandidate => ({
+    scope,
+    ref: withTag(input.cacheRepo, registryCacheTag(tokenOf(scope), key, isTarget)),
   });
 
   const byKey = new Map(input.stages.map((s) => [s.key, s]));
@@ -168,6 +185,8 @@ export function makePlan(input: PlanInput): Plan {
       targetArg: stage.targetName ?? (stage.named ? stage.key : undefined),
       candidates: readScopes.map((scope) => refFor(scope, stage.key, isTarget)),
       writes: writeScopes.map((scope) => refFor(scope, stage.key, isTarget)),
+      registryCandidates: readScopes.map((scope) => registryRefFor(scope, stage.key, isTarget)),
+      registryWrites: writeScopes.map((scope) => registryRefFor(scope, stage.key, isTarget)),
       localRef: {
         domain: LOCAL_DOMAIN,
         path: input.cacheRepo.path,
@@ -185,6 +204,8 @@ export function makePlan(input: PlanInput): Plan {
 
   return {
     builder: input.builder,
+    strategy: input.strategy ?? (input.builder === 'classic' ? 'classic' : 'inline'),
+    buildxBuilder: input.buildxBuilder,
     stages,
     deploy: [input.image, ...input.extraTags],
     push: input.push,
@@ -239,6 +260,7 @@ export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resol
 
 /** What --dry-run shows: every command, assuming each stage's most specific cache exists. */
 export function dryRunCommands(plan: Plan): { title: string; invocations: DockerInvocation[] }[] {
+  if (plan.strategy === 'registry-cache') return registryDryRun(plan);
   const assumed = new Map(plan.stages.map((s) => [s.key, s.candidates.slice(0, 1)]));
   const built = new Set<string>();
   const phases: { title: string; invocations: DockerInvocation[] }[] = [];
@@ -281,4 +303,56 @@ export function dryRunCommands(plan: Plan): { title: string; invocations: Docker
     });
   }
   return phases;
+}
+
+/** What a registry-cache build is asked to do. */
+export interface RegistryBuild {
+  /** The stage built; the target builds the deploy image. */
+  readonly stage: PlannedStage;
+  /** Existing registry caches only: BuildKit 0.13 can drop every import when one ref is missing. */
+  readonly cacheFrom: readonly ImageRef[];
+  /** Export the registry cache there (mode=max) and write no image. */
+  readonly cacheTo?: ImageRef | undefined;
+}
+
+/**
+ * The buildx build of the registry-cache strategy. The target's build tags and
+ * pushes the deploy image itself (--push) and exports no cache, so the deploy is in
+ * the registry as soon as the image is; the cache is exported by a second build of
+ * the same stage (every step a local hit) with --cache-to and no image output.
+ */
+export function registryBuildInvocation(plan: Plan, build: RegistryBuild): DockerInvocation {
+  const args = ['buildx', 'build'];
+  if (plan.buildxBuilder !== undefined) args.push('--builder', plan.buildxBuilder);
+  args.push('--progress', 'plain');
+  if (build.stage.targetArg !== undefined) args.push('--target', build.stage.targetArg);
+  for (const ref of build.cacheFrom) args.push('--cache-from', `type=registry,ref=${formatRef(ref)}`);
+  if (build.cacheTo) {
+    // ignore-error: a cache that cannot be written never fails the build.
+    args.push('--cache-to', `type=registry,ref=${formatRef(build.cacheTo)},mode=max,ignore-error=true`, '--output', 'type=cacheonly');
+  } else if (build.stage.isTarget) {
+    for (const ref of plan.deploy) args.push('--tag', formatRef(ref));
+    args.push(plan.push ? '--push' : '--load');
+  } else {
+    args.push('--output', 'type=cacheonly');
+  }
+  args.push(...plan.passthrough, plan.context);
+  return { args, env: {} };
+}
+
+function registryDryRun(plan: Plan): { title: string; invocations: DockerInvocation[] }[] {
+  const target = plan.stages[plan.stages.length - 1];
+  if (!target) return [];
+  const assumed = target.registryCandidates.slice(0, 1).map((c) => c.ref);
+  const write = target.registryWrites[0];
+  return [
+    { title: 'resolve (registry lookups of the registry caches; only those found are given to BuildKit)', invocations: plan.stages.flatMap((s) => s.registryCandidates.map((c) => ({ args: ['manifest', 'inspect', formatRef(c.ref)], env: {} }))) },
+    { title: `build ${target.key} (target) with the caches found${plan.push ? ', pushing the deploy image as soon as it is built' : ''}`, invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed })] },
+    ...(write
+      ? [{
+          title: 'if a step ran: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',
+          invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed, cacheTo: write.ref })],
+        }]
+      : []),
+  ];
 }

@@ -391,13 +391,18 @@ export class CacheOps {
     return image ? stepDurations((image.config.history as HistoryEntry[] | undefined) ?? []) : undefined;
   }
 
-  /** Compressed sizes of the blobs (layers and config) of registry images, by digest: what pulling them moves. */
+  /**
+   * Compressed sizes of the blobs of registry images (layers and config) and of
+   * BuildKit registry caches (an index whose entries are the layer blobs), by digest:
+   * what pulling them moves.
+   */
   async blobSizes(refs: readonly ImageRef[]): Promise<Map<string, number>> {
     const sizes = new Map<string, number>();
-    for (const image of await Promise.all(refs.map((r) => this.image(r)))) {
-      if (!image) continue;
-      const body = JSON.parse(image.manifest.body.toString('utf8')) as { config?: { digest: string; size: number }; layers?: { digest: string; size: number }[] };
-      for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? [])]) sizes.set(blob.digest, blob.size);
+    const manifests = await Promise.all(refs.filter((r) => !this.isDown(r)).map((r) => this.registry.getManifest(r).catch(() => undefined)));
+    for (const manifest of manifests) {
+      if (!manifest) continue;
+      const body = JSON.parse(manifest.body.toString('utf8')) as { config?: { digest: string; size: number }; layers?: { digest: string; size: number }[]; manifests?: { digest: string; size: number }[] };
+      for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? []), ...(body.manifests ?? [])]) sizes.set(blob.digest, blob.size);
     }
     return sizes;
   }

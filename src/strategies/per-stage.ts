@@ -1,4 +1,4 @@
-import { countSteps, parseBuildOutput, type BuildStep, type StepCount } from '../engine/build-output.js';
+import { buildkitLabel, countSteps, parseBuildOutput, type BuildStep, type StepCount } from '../engine/build-output.js';
 import type { CacheOps } from '../registry/cache-ops.js';
 import type { DeployHandoff } from '../publish/deploy-handoff.js';
 import type { Moved, PhaseTraffic } from '../report/phase-traffic.js';
@@ -109,10 +109,6 @@ async function pulledByBuild(ctx: StrategyContext, output: string): Promise<Move
 }
 
 /** BuildKit names unnamed stages stage-N; a one-stage file shows no name at all. */
-function buildkitLabel(stage: PlannedStage): string {
-  return stage.targetArg ?? `stage-${stage.key}`;
-}
-
 /** How a build's output names the stage: its --target name, else BuildKit's stage-N or the classic builder's index. */
 function stageLabel(stage: PlannedStage, builder: BuilderKind): string {
   return builder === 'buildkit' ? buildkitLabel(stage) : (stage.targetArg ?? stage.key);

@@ -12,8 +12,14 @@ export const REGISTRY = process.env.DRC_TEST_REGISTRY ?? '127.0.0.1:5000';
 export const BASE_IMAGE = `${REGISTRY}/drc-test/busybox:2`;
 /** The loopback registry's JSON access log (scripts/test-env.sh). */
 export const REGISTRY_LOG = process.env.DRC_TEST_REGISTRY_LOG ?? '/tmp/drc-test-env/registry.log';
-/** Debian's 20.10 client has BuildKit built in; the newer one in /usr/local/bin has no buildx. */
-export const BUILDKIT_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+/** Which engine the suite runs on (scripts/test-env.sh): modern, modern-classic or legacy. */
+export const ENGINE = (process.env.DRC_TEST_ENGINE ?? 'legacy') as 'modern' | 'modern-classic' | 'legacy';
+/**
+ * A client that builds with BuildKit on the engine under test: the modern engines' own
+ * client with buildx; on the legacy engine Debian's 20.10 client (BuildKit built in; the
+ * newer one in /usr/local/bin has no buildx).
+ */
+export const BUILDKIT_CLI = process.env.DRC_TEST_DOCKER_CLI ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
 export const CLASSIC_CLI = 'docker';
 
 let envReady = false;

@@ -6,10 +6,10 @@ import { appendFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 appendFileSync(process.env.FAKE_DOCKER_LOG ?? '/dev/null', `${JSON.stringify({ args, buildkit: process.env.DOCKER_BUILDKIT ?? null })}\n`);
-const [command, sub] = args;
+const [command] = args;
 if (command === 'version') {
   process.stdout.write('28.0.0 28.0.0\n');
-} else if (command === 'buildx' && sub === 'version') {
+} else if (command === 'buildx') {
   process.exit(1);
 } else if (command === 'build') {
   process.stdout.write('Step 1/2 : FROM scratch\n ---> abc\nStep 2/2 : COPY a /a\n ---> Using cache\n ---> def\nSuccessfully built def\n');

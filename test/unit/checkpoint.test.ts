@@ -98,7 +98,7 @@ describe('stageStepCount', () => {
 });
 
 describe('earlyPart', () => {
-  const stage = (over: Partial<PlannedStage>): PlannedStage => ({ key: 's', isTarget: false, targetArg: 's', candidates: [], writes: [], localRef: { domain: 'drc.local', path: 'a', tag: 't' }, keptRef: { domain: 'drc.local', path: 'a', tag: 'k' }, needs: [], layersFrom: [], baseImage: undefined, checkpoint: undefined, buildkitSteps: 4, ownSteps: 3, ...over });
+  const stage = (over: Partial<PlannedStage>): PlannedStage => ({ key: 's', isTarget: false, targetArg: 's', candidates: [], writes: [], registryCandidates: [], registryWrites: [], localRef: { domain: 'drc.local', path: 'a', tag: 't' }, keptRef: { domain: 'drc.local', path: 'a', tag: 'k' }, needs: [], layersFrom: [], baseImage: undefined, checkpoint: undefined, buildkitSteps: 4, ownSteps: 3, ...over });
 
   it('uploads the dependency part of a stage that has one, in any build', () => {
     const checkpoint = stageCheckpoint(TWO_STAGE, 0, true);
