@@ -293,7 +293,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const target = plan.stages[plan.stages.length - 1];
   const deploys = new DeployHandoff();
   if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
-  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, timed };
+  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, inlineCacheDropped: new Set(), timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
   const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;

@@ -5,7 +5,8 @@ import type { Moved, PhaseTraffic } from '../report/phase-traffic.js';
 import { buildkitFetches, bytesOfShortIds, fetchedBytes, pullCompleteIds } from '../report/transfers.js';
 import { type CacheSources, pushStageCache } from '../publish/cache-push.js';
 import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './legacy/checkpoint.js';
-import { type Docker, displayInvocation } from '../engine/docker.js';
+import { type Docker, type DockerInvocation, displayInvocation } from '../engine/docker.js';
+import type { RunResult } from '../engine/exec.js';
 import { tail, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatRef, type ImageRef } from '../plan/image-ref.js';
@@ -26,6 +27,8 @@ export interface StrategyContext {
   readonly upload: UploadChoice;
   readonly deploys?: DeployHandoff;
   readonly traffic?: PhaseTraffic;
+  /** Stages built without inline cache after the engine failed to write it (execBuild). */
+  readonly inlineCacheDropped: Set<string>;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 
@@ -37,11 +40,38 @@ export interface BuildOutcome {
   failure: UserError | undefined;
 }
 
+/**
+ * The docker driver on the classic image store (Docker 26-28) sometimes fails a build
+ * whose steps were cache hits while it writes the image's inline cache: "failed to find
+ * blob sha256:... in layers" ("preparing layers for inline cache"). The image itself is
+ * fine; only its cache metadata cannot be written. Such a build runs once more without
+ * BUILDKIT_INLINE_CACHE (every step is a local hit by then), and the stage's cache tag
+ * is left as it was: an image without inline cache would serve no later build.
+ */
+const INLINE_BLOB_FAULT = /failed to find blob sha256:[0-9a-f]+ in layers/;
+
+async function execBuild(ctx: StrategyContext, stage: PlannedStage, invocation: DockerInvocation, options: Parameters<Docker['exec']>[1]): Promise<RunResult> {
+  const result = await ctx.docker.exec(invocation, options);
+  const at = invocation.args.indexOf('BUILDKIT_INLINE_CACHE=1');
+  if (result.exitCode === 0 || at < 1 || !INLINE_BLOB_FAULT.test(result.all) || ctx.cancel.aborted) return result;
+  const fault = INLINE_BLOB_FAULT.exec(result.all)?.[0] ?? '';
+  ctx.log.warn(`BuildKit could not write the inline cache of stage ${stage.key} (${fault}, a fault of the docker driver on the classic image store); built again without it, and its cache tag is left as it was`);
+  ctx.inlineCacheDropped.add(stage.key);
+  const args = [...invocation.args.slice(0, at - 1), ...invocation.args.slice(at + 1)];
+  const again = await ctx.docker.exec({ ...invocation, args }, options);
+  return { ...again, all: `${result.all}\n${again.all}` };
+}
+
 /** What each stage's cache write ended on (the pushed tag, or the cache kept), by stage key. */
 type Written = Map<string, Promise<CacheCandidate | undefined>>;
 
 /** Starts a stage's cache write and records it, so later stages can repair from it. */
 function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: Written, stage: PlannedStage, stageReport: StageReport, knownUnchanged: boolean): void {
+  if (ctx.inlineCacheDropped.has(stage.key) && !knownUnchanged) {
+    for (const write of stage.writes) stageReport.cachePush.push({ ref: formatRef(write.ref), action: 'skipped', message: 'built without inline cache (engine fault); the cache tag was left as it was' });
+    written.set(stage.key, Promise.resolve(ctx.resolved.get(stage.key)?.[0]));
+    return;
+  }
   const cachesOf = async (keys: readonly string[]): Promise<ImageRef[]> => {
     const refs: ImageRef[] = [];
     for (const key of [stage.key, ...stage.needs]) for (const found of ctx.resolved.get(key) ?? []) refs.push(found.ref);
@@ -188,7 +218,7 @@ export async function buildStageByStage(
     const watch = exportOnly ? () => undefined : checkpointWatches(ctx, [stage], outcome.built, phase);
     const result = await ctx.timed(phase, async () => {
       log.debug(displayInvocation(ctx.cli, invocation));
-      return ctx.docker.exec(invocation, {
+      return execBuild(ctx, stage, invocation, {
         onOutput: (chunk) => {
           output.feed(chunk);
           watch(chunk);
@@ -313,7 +343,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built, phase);
   const result = await ctx.timed(phase, async () => {
     log.debug(displayInvocation(ctx.cli, invocation));
-    return ctx.docker.exec(invocation, {
+    return execBuild(ctx, target, invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);
         watcher.feed(chunk);

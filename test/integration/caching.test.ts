@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BUILDKIT_CLI, buildNoCache, CLASSIC_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryDigest, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BUILDKIT_CLI, ENGINE, STRATEGY, buildNoCache, CLASSIC_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryDigest, registryTags, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 const BUILDERS = [
   { name: 'buildkit', cli: BUILDKIT_CLI, env: { DOCKER_BUILDKIT: '1' } },
@@ -18,6 +18,10 @@ for (const builder of BUILDERS) {
     const helper = (image: string, extra: string[]) =>
       runHelper([`${repo}:${image}`, '--docker', builder.cli, ...extra], { cwd: app, env: builder.env });
     const sharedDigests = new Map<string, string | undefined>();
+    const registryCache = builder.name === 'buildkit' && STRATEGY === 'registry-cache';
+    // Inline: a cache image per stage and scope; registry cache: one cache of the target per scope, every stage in it.
+    const cacheTags = (token: string, shared: boolean): string[] =>
+      registryCache ? [`_${token}`, ...(shared ? ['_latest'] : [])] : [token, `${token}__builder`, `${token}__deps`, ...(shared ? ['latest', '__builder', '__deps'] : [])];
 
     before(() => ensureTestEnv());
     after(() => cleanup(app));
@@ -27,20 +31,28 @@ for (const builder of BUILDERS) {
       const run = await helper('cold', ['--branch', 'main']);
       assert.equal(run.code, 0, explain(run));
       assert.equal(run.report?.builder, builder.name);
-      assert.deepEqual(await registryTags(repo), ['__builder', '__deps', 'cold', 'latest', 'main', 'main__builder', 'main__deps']);
+      assert.equal(run.report?.strategy, builder.name === 'classic' ? 'classic' : STRATEGY);
+      assert.deepEqual(await registryTags(repo), ['cold', ...cacheTags('main', true)].sort());
       for (const stage of run.report?.stages ?? []) {
         assert.equal(stage.cacheUsed, null, `${stage.stage} found no cache`);
         assert.equal(stage.steps?.cached, 0, `${stage.stage} had no cached step`);
         assert.ok((stage.steps?.total ?? 0) > 0, `${stage.stage} counted its steps`);
       }
-      for (const tag of ['main', 'main__builder', 'main__deps', 'latest', '__builder', '__deps']) sharedDigests.set(tag, await registryDigest(repo, tag));
+      for (const tag of cacheTags('main', true)) sharedDigests.set(tag, await registryDigest(repo, tag));
+      if (registryCache) {
+        const target = run.report?.stages.find((s) => s.stage === 'final');
+        assert.deepEqual(target?.cachePush.map((p) => p.action), ['pushed', 'copied'], 'exported once, copied to the unprefixed scope');
+        assert.ok((target?.mbPushed ?? 0) > 4.2 && (target?.mbPushed ?? 0) < 7, `the cache export uploaded ${target?.mbPushed} MB for a 4.2 MB layer and the rest`);
+        return;
+      }
       // Each stage's image stays on the engine under its stable local tag only (the run's own tags are gone).
       const localTags = execFileSync(builder.cli, ['images', '--format', '{{.Tag}}', `drc.local/${repo.slice(repo.indexOf('/') + 1)}`], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
       assert.deepEqual(localTags, (run.report?.stages ?? []).map((s) => `last__${s.stage}`).sort());
       // The 4 MiB incompressible dependency layer is new: the helper uploads it itself (stored, not gzipped),
       // with the base layers (~1 MB), and the later tests in this suite build from that upload.
       const deps = run.report?.stages.find((s) => s.stage === 'deps');
-      assert.ok(deps?.cachePush.some((p) => p.action === 'pushed' && p.message === 'direct upload'), JSON.stringify(deps?.cachePush));
+      // The direct upload reads docker save's uncompressed layers: not on the containerd store, which gives them compressed.
+      if (ENGINE === 'legacy') assert.ok(deps?.cachePush.some((p) => p.action === 'pushed' && p.message === 'direct upload'), JSON.stringify(deps?.cachePush));
       assert.ok((deps?.mbPushed ?? 0) > 4.2 && (deps?.mbPushed ?? 0) < 6.5, `deps uploaded ${deps?.mbPushed} MB for a 4.2 MB layer and the base`);
     });
 
@@ -74,9 +86,7 @@ for (const builder of BUILDERS) {
       assert.ok(deps?.steps && deps.steps.cached === deps.steps.total, `deps fully cached: ${JSON.stringify(deps?.steps)}`);
       const build = stages.get('builder');
       assert.ok(build?.steps && build.steps.cached < build.steps.total, `builder rebuilt its changed steps: ${JSON.stringify(build?.steps)}`);
-      assert.deepEqual(await registryTags(repo), [
-        '__builder', '__deps', 'cold', 'feature', 'feature.x', 'feature.x__builder', 'feature.x__deps', 'latest', 'main', 'main__builder', 'main__deps', 'second',
-      ]);
+      assert.deepEqual(await registryTags(repo), ['cold', 'feature', 'second', ...cacheTags('main', true), ...cacheTags('feature.x', false)].sort());
       for (const [tag, digest] of sharedDigests) assert.equal(await registryDigest(repo, tag), digest, `${tag} kept its digest after a branch build`);
     });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { BUILDKIT_CLI, cleanup, ensureTestEnv, explain, REGISTRY, registryDigest, registryTags, reportedStage, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BUILDKIT_CLI, cleanup, ensureTestEnv, explain, REGISTRY, registryDigest, registryTags, reportedStage, runHelper, smallApp, uniqueRepo, wipeEngine, INLINE_ONLY } from '../support/env.ts';
 
 /** The manifest of a tag in the loopback registry. */
 async function manifest(repo: string, tag: string): Promise<{ config: { digest: string }; layers: { digest: string }[] }> {
@@ -13,7 +13,7 @@ async function manifest(repo: string, tag: string): Promise<{ config: { digest: 
 }
 
 // The target's cache tags hold the deploy image: they are written from the deploy push, after it, not by a second docker push beside it.
-describe('the target stage cache and the deploy push (BuildKit, real engine and registry)', { timeout: 300_000 }, () => {
+describe('the target stage cache and the deploy push (BuildKit, real engine and registry)', { timeout: 300_000, skip: INLINE_ONLY }, () => {
   const app = smallApp({ depsMb: 1 });
   /** A cold run on main, deploying `repo:TAG` for a new repository; the run and its target stage's report. */
   const coldRun = async (label: string, tag: string) => {

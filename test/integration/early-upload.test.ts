@@ -4,7 +4,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine, INLINE_ONLY } from '../support/env.ts';
 
 const BUILDKIT = { DOCKER_BUILDKIT: '1' };
 const EARLY = /stage builder: ([\d.]+) MB of dependency layers \(steps up to 4\/6\) uploaded while the source steps run/;
@@ -36,7 +36,7 @@ function app(): string {
 
 
 
-describe('dependency layers uploaded while the source steps run, on the real engine', { timeout: 600_000 }, () => {
+describe('dependency layers uploaded while the source steps run, on the real engine', { timeout: 600_000, skip: INLINE_ONLY }, () => {
   const repo = uniqueRepo('early');
   const dir = app();
   before(() => ensureTestEnv());

@@ -11,7 +11,7 @@ import { parseImageRef } from '../../src/plan/image-ref.ts';
 import { INLINE_CACHE_KEY } from '../../src/strategies/legacy/inline-cache.ts';
 import { consoleLogger } from '../../src/log.ts';
 import { httpRegistry } from '../../src/registry/registry.ts';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine, INLINE_ONLY } from '../support/env.ts';
 
 interface CacheRecord {
   digest: string;
@@ -45,7 +45,7 @@ async function copyWithoutLinks(from: string, to: string, strip: (records: Cache
   return stripped.length;
 }
 
-describe('filling inline-cache links the engine dropped, on the real engine', { timeout: 600_000 }, () => {
+describe('filling inline-cache links the engine dropped, on the real engine', { timeout: 600_000, skip: INLINE_ONLY }, () => {
   const repo = uniqueRepo('holes');
   const app = smallApp({ depsSleep: 2 });
   before(() => ensureTestEnv());

@@ -14,6 +14,10 @@ export const BASE_IMAGE = `${REGISTRY}/drc-test/busybox:2`;
 export const REGISTRY_LOG = process.env.DRC_TEST_REGISTRY_LOG ?? '/tmp/drc-test-env/registry.log';
 /** Which engine the suite runs on (scripts/test-env.sh): modern, modern-classic or legacy. */
 export const ENGINE = (process.env.DRC_TEST_ENGINE ?? 'legacy') as 'modern' | 'modern-classic' | 'legacy';
+/** The strategy BuildKit runs get on this engine (plan/strategy.ts). */
+export const STRATEGY: 'registry-cache' | 'inline' = ENGINE === 'modern' ? 'registry-cache' : 'inline';
+/** For describe(..., { skip }): suites about the inline-cache machinery, on engines that use it. */
+export const INLINE_ONLY: false | string = STRATEGY === 'inline' ? false : 'inline-cache machinery: this engine builds with the registry cache';
 /**
  * A client that builds with BuildKit on the engine under test: the modern engines' own
  * client with buildx; on the legacy engine Debian's 20.10 client (BuildKit built in; the
