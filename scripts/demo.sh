@@ -4,16 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x node_modules/.bin/esbuild ] || npm ci --no-audit --no-fund
-bash scripts/test-env.sh up >/dev/null
+# The engine CircleCI gives by default: Docker 26+ with buildx and the containerd image store
+# (DRC_TEST_ENGINE=modern-classic or legacy for the others).
+ENGINE="${DRC_TEST_ENGINE:-modern}"
+bash scripts/test-env.sh up "$ENGINE" >/dev/null
 npm run --silent build
-
-# Debian's 20.10 client drives BuildKit without buildx; otherwise use the default client.
-DOCKER_CLI=docker
-BUILDKIT=0
-if [ -x /usr/bin/docker ] && DOCKER_BUILDKIT=1 /usr/bin/docker build --help >/dev/null 2>&1; then
-  DOCKER_CLI=/usr/bin/docker
-  BUILDKIT=1
-fi
+set -a
+eval "$(bash scripts/test-env.sh env "$ENGINE")"
+set +a
+DOCKER_CLI="$DRC_TEST_DOCKER_CLI"
+# The 20.10 client has BuildKit built in and no buildx: it is asked for BuildKit.
+BUILDKIT=""
+[ "$ENGINE" = legacy ] && BUILDKIT=1
 REPO="127.0.0.1:5000/demo/app-$(date +%s)"
 APP="$(mktemp -d)"
 cp -r examples/app/. "$APP/"
@@ -21,8 +23,8 @@ HELPER="$PWD/dist/docker-build-remote-cache.mjs"
 wipe() {
   # A fresh engine, as setup_remote_docker gives; on an engine this project did not start
   # (a laptop's), only the demo's own images are removed.
-  if ! bash scripts/wipe-engine.sh 2>/dev/null; then
-    docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "^(${REPO}|drc.local/)" | xargs -r docker rmi -f >/dev/null || true
+  if ! DRC_TEST_ENGINE="$ENGINE" bash scripts/wipe-engine.sh 2>/dev/null; then
+    "$DOCKER_CLI" images --format '{{.Repository}}:{{.Tag}}' | grep -E "^(${REPO}|drc.local/)" | xargs -r "$DOCKER_CLI" rmi -f >/dev/null || true
     echo "note: engine not started by scripts/test-env.sh: removed the demo's images only (its build cache stays)"
   fi
 }

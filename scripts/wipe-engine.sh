@@ -3,7 +3,10 @@
 # images, no build cache. Refuses on an engine it did not start unless told.
 set -euo pipefail
 STATE_DIR="${DRC_TEST_STATE:-/tmp/drc-test-env}"
-if [ ! -f "$STATE_DIR/dockerd.pid" ] && [ "${DRC_WIPE_ENGINE:-}" != 1 ]; then
+ENGINE="${DRC_TEST_ENGINE:-legacy}"
+started="$STATE_DIR/dockerd.pid"
+[ "$ENGINE" = legacy ] || started="$STATE_DIR/engines/$ENGINE/dockerd.pid"
+if [ ! -f "$started" ] && [ "${DRC_WIPE_ENGINE:-}" != 1 ]; then
   echo "wipe-engine: this engine was not started by scripts/test-env.sh; set DRC_WIPE_ENGINE=1 to wipe it anyway" >&2
   exit 1
 fi

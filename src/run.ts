@@ -281,7 +281,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   }
   log.info(`strategy: ${plan.strategy} (${reason})`);
   if (plan.strategy === 'registry-cache') {
-    const registryContext: RegistryCacheContext = { plan, cli: options.docker, report, docker: deps.docker, ops, log, cancel: deps.cancel, traffic, timed };
+    const registryContext: RegistryCacheContext = { plan, cli: options.docker, report, docker: deps.docker, ops, log, cancel: deps.cancel, traffic, timeoutMs, timed };
     const found = await timed('resolve caches', () => resolveRegistryCaches(registryContext));
     const { failure, deployError } = await buildWithRegistryCache(registryContext, found);
     await Promise.all([estimateSavings(report, ops), traffic.settled()]);

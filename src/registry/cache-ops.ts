@@ -412,7 +412,10 @@ export class CacheOps {
     if (shortDiffIds.size === 0) return 0;
     const image = await this.image(ref);
     if (!image) return undefined;
-    return bytesOfShortIds(shortDiffIds, new Map([...layersByDiffId(image)].map(([diffId, blob]) => [diffId, blob.size])));
+    // docker push names a layer by its diff_id on the classic store, by its compressed digest on the containerd store.
+    const byEither = new Map<string, number>();
+    for (const [diffId, blob] of layersByDiffId(image)) byEither.set(diffId, blob.size).set(blob.digest, blob.size);
+    return bytesOfShortIds(shortDiffIds, byEither);
   }
 
   /** The uncompressed layer digests of a remote image (rootfs.diff_ids). */

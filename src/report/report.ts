@@ -30,7 +30,7 @@ export interface RunReport {
   readonly image: string;
   readonly branch: string | null;
   builder: string;
-  /** How the stages were built: target-first (BuildKit) or stage-by-stage (classic). */
+  /** The engine strategy that ran: registry-cache, inline or classic (plan/strategy.ts). */
   strategy: string | null;
   engine: string | null;
   readonly stages: StageReport[];

@@ -68,8 +68,23 @@ type Written = Map<string, Promise<CacheCandidate | undefined>>;
 /** Starts a stage's cache write and records it, so later stages can repair from it. */
 function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: Written, stage: PlannedStage, stageReport: StageReport, knownUnchanged: boolean): void {
   if (ctx.inlineCacheDropped.has(stage.key) && !knownUnchanged) {
-    for (const write of stage.writes) stageReport.cachePush.push({ ref: formatRef(write.ref), action: 'skipped', message: 'built without inline cache (engine fault); the cache tag was left as it was' });
-    written.set(stage.key, Promise.resolve(ctx.resolved.get(stage.key)?.[0]));
+    // The image has no inline cache: it must not become the cache. When every step was a
+    // hit, the cache it came from is as good, and the tags this run writes point at it.
+    const source = ctx.resolved.get(stage.key)?.[0];
+    const allCached = stageReport.steps !== null && stageReport.steps.cached === stageReport.steps.total;
+    const copies = (async (): Promise<CacheCandidate | undefined> => {
+      for (const write of stage.writes) {
+        if (!source || !allCached || formatRef(source.ref) === formatRef(write.ref)) {
+          stageReport.cachePush.push({ ref: formatRef(write.ref), action: source && allCached ? 'unchanged' : 'skipped', message: 'built without inline cache (engine fault); the cache tag was left as it was' });
+          continue;
+        }
+        const copied = await ctx.ops.copyManifest(source.ref, write.ref);
+        stageReport.cachePush.push({ ref: formatRef(write.ref), action: copied.ok ? 'copied' : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
+      }
+      return source;
+    })();
+    written.set(stage.key, copies);
+    outcome.pushes.push(copies.then(() => undefined));
     return;
   }
   const cachesOf = async (keys: readonly string[]): Promise<ImageRef[]> => {

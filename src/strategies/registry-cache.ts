@@ -29,6 +29,8 @@ export interface RegistryCacheContext {
   readonly log: Logger;
   readonly cancel: AbortSignal;
   readonly traffic: PhaseTraffic;
+  /** --timeout: how long the deploy push inside the build and each cache export may take. */
+  readonly timeoutMs: number;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 
@@ -90,10 +92,29 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   const cacheFrom = cacheSources(plan, found);
   const phase = `build ${target.key} (target) with the registry cache${plan.push ? ', deploy push' : ''}`;
   const invocation = registryBuildInvocation(plan, { stage: target, cacheFrom });
+  // The steps may take as long as they take; the push at the end is a registry operation, bounded by --timeout.
+  const stop = new AbortController();
+  const onCancel = (): void => stop.abort(ctx.cancel.reason);
+  ctx.cancel.addEventListener('abort', onCancel, { once: true });
+  let pushTimer: NodeJS.Timeout | undefined;
+  let pushTimedOut = false;
   const result = await ctx.timed(phase, async () => {
     log.debug(displayInvocation(ctx.cli, invocation));
-    return ctx.docker.exec(invocation, { onOutput: (chunk) => log.raw(chunk), cancelSignal: ctx.cancel });
+    return ctx.docker.exec(invocation, {
+      onOutput: (chunk) => {
+        log.raw(chunk);
+        if (pushTimer === undefined && /^#\d+ pushing layers/m.test(chunk)) {
+          pushTimer = setTimeout(() => {
+            pushTimedOut = true;
+            stop.abort('timeout');
+          }, ctx.timeoutMs);
+        }
+      },
+      cancelSignal: stop.signal,
+    });
   });
+  clearTimeout(pushTimer);
+  ctx.cancel.removeEventListener('abort', onCancel);
   ctx.traffic.add(phase, pulledBytes(ctx, result.all, cacheFrom));
   const steps = parseBuildOutput(result.all, 'buildkit');
   const progress = stageProgress(result.all);
@@ -105,12 +126,13 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   if (result.exitCode === 0) {
     report.deploy = plan.deploy.map((ref) => ({ ref: formatRef(ref), action: plan.push ? 'pushed' : 'tagged' }));
     for (const ref of plan.deploy) log.info(plan.push ? `pushed ${formatRef(ref)}` : `tagged ${formatRef(ref)} (not pushed: --no-push)`);
-  } else if (!result.canceled && !ctx.cancel.aborted) {
-    if (targetDone && plan.push && /push|export/i.test(progress.errorText)) {
-      report.deploy = plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'failed', message: progress.errorText.split('\n')[0] ?? '' }));
+  } else if (!ctx.cancel.aborted && (pushTimedOut || !result.canceled)) {
+    if (targetDone && plan.push && (pushTimedOut || /push|export/i.test(progress.errorText))) {
+      const why = pushTimedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : (progress.errorText.split('\n')[0] ?? '');
+      report.deploy = plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'failed', message: why }));
       deployError = new UserError('deployFailed', `the deploy push of ${plan.deploy.map(formatRef).join(', ')} failed`, {
         hint: 'check that the registry answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)',
-        detail: `${displayInvocation(ctx.cli, invocation)}\n${tail(result.all, 15)}`,
+        detail: `${displayInvocation(ctx.cli, invocation)}\n${pushTimedOut ? `${why}\n` : ''}${tail(result.all, 15)}`,
       });
     } else {
       const failed = plan.stages.find((s) => progress.failed.has(labelOf(s))) ?? target;
@@ -187,12 +209,16 @@ async function copyToOtherScopes(ctx: RegistryCacheContext, stageReport: StageRe
 /** One export build (every step a local hit). Best effort: a cache that cannot be written only warns. */
 async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: ImageRef, cacheFrom: readonly ImageRef[]): Promise<boolean> {
   const stageReport = stageReportOf(ctx.report, stage);
+  if (ctx.ops.isDown(to)) {
+    stageReport.cachePush.push({ ref: formatRef(to), action: 'skipped', message: 'registry unreachable' });
+    return false;
+  }
   const invocation = registryBuildInvocation(ctx.plan, { stage, cacheFrom, cacheTo: to });
   ctx.log.debug(displayInvocation(ctx.cli, invocation));
-  const result = await ctx.docker.exec(invocation, { onOutput: (chunk) => ctx.log.raw(chunk) });
+  const result = await ctx.docker.exec(invocation, { onOutput: (chunk) => ctx.log.raw(chunk), timeoutMs: ctx.timeoutMs });
   const exportError = /^#\d+ (?:ERROR|WARN(?:ING)?):? .*$/m.exec(result.all.split(/exporting cache to registry/).slice(1).join('\n'))?.[0];
   if (result.exitCode !== 0 || exportError) {
-    const why = exportError ?? `docker buildx build exited ${result.exitCode}: ${tail(result.all, 1)}`;
+    const why = exportError ?? (result.timedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : `docker buildx build exited ${result.exitCode}: ${tail(result.all, 1)}`);
     stageReport.cachePush.push({ ref: formatRef(to), action: 'failed', message: why });
     ctx.log.warn(`could not export the registry cache ${formatRef(to)} (${why}); the build goes on, the next run may be slower`);
     return false;

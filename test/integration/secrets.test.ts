@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -66,6 +66,12 @@ describe('secrets and injection', { timeout: 600_000 }, () => {
       if (source === '--password-stdin') args.push('--password-stdin');
       else args.push('--password-env', 'REGISTRY_PASSWORD');
       const env = { DOCKER_BUILDKIT: '1', DOCKER_CONFIG: join(out, 'docker'), REGISTRY_PASSWORD: source === '--password-env' ? PASSWORD : '' };
+      // A config of its own for the login; the engine's buildx plugin goes with it.
+      const plugins = process.env.DOCKER_CONFIG ? join(process.env.DOCKER_CONFIG, 'cli-plugins') : undefined;
+      if (plugins && existsSync(plugins)) {
+        mkdirSync(env.DOCKER_CONFIG, { recursive: true });
+        symlinkSync(plugins, join(env.DOCKER_CONFIG, 'cli-plugins'));
+      }
       const { result, cmdlines } = await watchCmdlines(() => runBundle(args, app, env, source === '--password-stdin' ? PASSWORD : ''));
       assert.equal(result.code, 0, result.stderr.slice(-2000));
       assert.match(result.stderr, /logged in to 127\.0\.0\.1:5000 as robot/);

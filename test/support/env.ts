@@ -78,7 +78,7 @@ export async function registryDigest(repo: string, tag: string): Promise<string 
   const path = repo.slice(REGISTRY.length + 1);
   const response = await fetch(`http://${REGISTRY}/v2/${path}/manifests/${tag}`, {
     method: 'HEAD',
-    headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+    headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' },
   });
   return response.ok ? (response.headers.get('docker-content-digest') ?? undefined) : undefined;
 }
@@ -192,6 +192,9 @@ export function runHelper(args: string[], opts: { cwd: string; env?: Record<stri
   });
 }
 
+/** Files the engine writes into every container it creates (Docker 26 exports etc/mtab): not the image's. */
+const ENGINE_MADE = new Set(['etc/mtab', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']);
+
 /** Every file of an image with its content hash, for comparing two builds. */
 export function imageFiles(image: string): Map<string, string> {
   const dir = mkdtempSync(join(tmpdir(), 'drc-fs-'));
@@ -211,7 +214,7 @@ export function imageFiles(image: string): Map<string, string> {
         const stat = statSync(full, { throwIfNoEntry: false });
         if (!stat) continue;
         if (stat.isDirectory()) walk(full);
-        else if (stat.isFile()) files.set(relative(join(dir, 'fs'), full), createHash('sha256').update(readFileSync(full)).digest('hex'));
+        else if (stat.isFile() && !ENGINE_MADE.has(relative(join(dir, 'fs'), full))) files.set(relative(join(dir, 'fs'), full), createHash('sha256').update(readFileSync(full)).digest('hex'));
       }
     };
     walk(join(dir, 'fs'));
