@@ -79,7 +79,7 @@ function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: W
           continue;
         }
         const copied = await ctx.ops.copyManifest(source.ref, write.ref);
-        stageReport.cachePush.push({ ref: formatRef(write.ref), action: copied.ok ? 'copied' : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
+        stageReport.cachePush.push({ ref: formatRef(write.ref), action: copied.ok ? (copied.message === 'already' ? 'unchanged' : 'copied') : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
       }
       return source;
     })();
