@@ -21,7 +21,7 @@ export interface StepCount {
  * registry cache, a step whose only lines are blob downloads and extractions before
  * its DONE (a step that runs prints its own output, timestamped, or nothing).
  */
-function parseBuildkit(output: string): BuildStep[] {
+function parseBuildkit(output: string, registryHits: boolean): BuildStep[] {
   const steps = new Map<string, { stage: string | undefined; instruction: string; cached: boolean; seconds: number | undefined; loaded: boolean; printed: boolean }>();
   for (const line of output.split(/\r?\n/)) {
     const header = /^#(\d+) \[(?:(\S+) )?\d+\/\d+\] (.*)$/.exec(line);
@@ -39,7 +39,7 @@ function parseBuildkit(output: string): BuildStep[] {
       if (status[1] === 'CACHED') step.cached = true;
       else {
         step.seconds = Number(status[2]);
-        if (step.loaded && !step.printed) step.cached = true;
+        if (registryHits && step.loaded && !step.printed) step.cached = true;
       }
     } else if (/^(?:extracting )?sha256:[0-9a-f]{64}\b/.test(text)) step.loaded = true;
     else step.printed = true;
@@ -73,8 +73,12 @@ function parseClassic(output: string): BuildStep[] {
   return steps;
 }
 
-export function parseBuildOutput(output: string, builder: BuilderKind): BuildStep[] {
-  return builder === 'buildkit' ? parseBuildkit(output) : parseClassic(output);
+/**
+ * `registryHits`: the build imported registry caches (registry-cache strategy), whose hits
+ * may print as fetched layers; the 20.10 engine prints such lines for steps that ran.
+ */
+export function parseBuildOutput(output: string, builder: BuilderKind, registryHits = false): BuildStep[] {
+  return builder === 'buildkit' ? parseBuildkit(output, registryHits) : parseClassic(output);
 }
 
 export function countSteps(steps: readonly BuildStep[], stage?: string): StepCount {

@@ -116,7 +116,7 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   clearTimeout(pushTimer);
   ctx.cancel.removeEventListener('abort', onCancel);
   ctx.traffic.add(phase, pulledBytes(ctx, result.all, cacheFrom));
-  const steps = parseBuildOutput(result.all, 'buildkit');
+  const steps = parseBuildOutput(result.all, 'buildkit', true);
   const progress = stageProgress(result.all);
   for (const stage of plan.stages) recordSteps(report, stage, steps, progress.finished.has(labelOf(stage)) || result.exitCode === 0);
 
@@ -131,7 +131,7 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
       const why = pushTimedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : (progress.errorText.split('\n')[0] ?? '');
       report.deploy = plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'failed', message: why }));
       deployError = new UserError('deployFailed', `the deploy push of ${plan.deploy.map(formatRef).join(', ')} failed`, {
-        hint: 'check that the registry answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)',
+        hint: `check that the registry ${plan.deploy[0]?.domain ?? 'docker.io'} answers and that this job is logged in with push rights (docker login, or --username with --password-stdin)`,
         detail: `${displayInvocation(ctx.cli, invocation)}\n${pushTimedOut ? `${why}\n` : ''}${tail(result.all, 15)}`,
       });
     } else {
