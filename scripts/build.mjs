@@ -4,7 +4,9 @@ import { readFile, chmod } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
-const outfile = new URL('../dist/docker-build-remote-cache.mjs', import.meta.url).pathname;
+// DRC_BUNDLE_OUT: the helper's bundle only, elsewhere (beside a test run that reads dist/).
+const only = process.env.DRC_BUNDLE_OUT;
+const outfile = only ?? new URL('../dist/docker-build-remote-cache.mjs', import.meta.url).pathname;
 
 const common = {
   bundle: true,
@@ -33,6 +35,10 @@ const src = (path) => new URL(`../src/${path}`, import.meta.url).pathname;
 const dist = (path) => new URL(`../dist/${path}`, import.meta.url).pathname;
 
 await build({ ...common, entryPoints: [src('main.ts')], outfile });
+if (only) {
+  console.log(`built ${outfile}`);
+  process.exit(0);
+}
 await build({ ...common, entryPoints: [src('orb/validate-main.ts')], outfile: dist('validate-orb.mjs') });
 await build({ ...common, entryPoints: [src('orb/pack-main.ts')], outfile: dist('pack-orb.mjs') });
 await chmod(outfile, 0o755);

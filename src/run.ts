@@ -284,7 +284,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     const registryContext: RegistryCacheContext = { plan, cli: options.docker, report, docker: deps.docker, ops, log, cancel: deps.cancel, traffic, timeoutMs, timed };
     const found = await timed('resolve caches', () => resolveRegistryCaches(registryContext));
     const { failure, deployError } = await buildWithRegistryCache(registryContext, found);
-    await Promise.all([estimateSavings(report, ops), traffic.settled()]);
+    await traffic.settled();
     return endOfRun(deps, report, finish, failure, deployError);
   }
   const resolved = await timed('resolve caches', () => resolve(plan, ops, report, log));

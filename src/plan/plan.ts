@@ -307,7 +307,7 @@ export function dryRunCommands(plan: Plan): { title: string; invocations: Docker
 
 /** What a registry-cache build is asked to do. */
 export interface RegistryBuild {
-  /** The stage built; the target builds the deploy image. */
+  /** The stage built: the target, for the deploy image; any stage, for a cache export. */
   readonly stage: PlannedStage;
   /** Existing registry caches only: BuildKit 0.13 can drop every import when one ref is missing. */
   readonly cacheFrom: readonly ImageRef[];
@@ -330,11 +330,9 @@ export function registryBuildInvocation(plan: Plan, build: RegistryBuild): Docke
   if (build.cacheTo) {
     // ignore-error: a cache that cannot be written never fails the build.
     args.push('--cache-to', `type=registry,ref=${formatRef(build.cacheTo)},mode=max,ignore-error=true`, '--output', 'type=cacheonly');
-  } else if (build.stage.isTarget) {
+  } else {
     for (const ref of plan.deploy) args.push('--tag', formatRef(ref));
     args.push(plan.push ? '--push' : '--load');
-  } else {
-    args.push('--output', 'type=cacheonly');
   }
   args.push(...plan.passthrough, plan.context);
   return { args, env: {} };

@@ -16,6 +16,15 @@ const TIMED_OUT = 'timed out after';
 
 export type Lookup = 'found' | 'missing' | 'unknown';
 
+/** The index annotation that holds a registry cache's step times (seconds by stage and instruction). */
+const STEP_SECONDS = 'org.docker-build-remote-cache.step-seconds';
+
+interface Blob {
+  readonly digest: string;
+  readonly size: number;
+  readonly mediaType?: string;
+}
+
 interface EarlyUploads {
   /** Early uploads into the repository (each waits for those before it, so no layer goes twice). */
   readonly pending: Promise<unknown>[];
@@ -151,7 +160,6 @@ export class CacheOps {
   /** Pushes with retries. A cache push is best-effort; the deploy push (`deploy`) is not. */
   async push(ref: ImageRef, purpose: 'cache' | 'deploy' = 'cache'): Promise<OpResult> {
     this.forget(ref);
-    const domain = this.domainOf(ref);
     // A cache push is not started over when it used all of --timeout, or when the engine
     // already retried its layer uploads (docker push prints "Retrying in N seconds"; about
     // 50 s of them against a registry that resets every large upload): best-effort work
@@ -163,13 +171,22 @@ export class CacheOps {
       settledByEngine = /Retrying in \d+ seconds?/.test(pushed.stdout);
       return { ok: pushed.exitCode === 0, message: pushed.timedOut ? `${TIMED_OUT} ${this.timeoutMs / 1000}s` : tail(pushed.stderr || pushed.stdout, 5), output: pushed.stdout };
     }, false, purpose === 'cache', giveUp);
-    if (purpose === 'cache' && !result.ok && /unauthorized|denied|authentication required|forbidden/i.test(result.message)) {
-      if (!this.noPushRights.has(domain)) {
-        this.noPushRights.add(domain);
-        this.log.warn(`registry ${domain} refused a push (${firstLine(result.message)}): no push rights, so the remaining cache pushes are skipped; log in with an account that may push`);
-      }
-    }
+    if (purpose === 'cache' && !result.ok) this.noteRefusedPush(ref, result.message);
     return result;
+  }
+
+  /**
+   * A push the registry refused for want of rights (401/403) marks it: later cache
+   * pushes there are skipped, with one warning. True when `message` says so.
+   */
+  noteRefusedPush(ref: ImageRef, message: string): boolean {
+    if (!/unauthorized|denied|authentication required|forbidden|\b40[13]\b/i.test(message)) return false;
+    const domain = this.domainOf(ref);
+    if (!this.noPushRights.has(domain)) {
+      this.noPushRights.add(domain);
+      this.log.warn(`registry ${domain} refused a push (${firstLine(message)}): no push rights, so the remaining cache pushes are skipped; log in with an account that may push`);
+    }
+    return true;
   }
 
   /**
@@ -392,18 +409,60 @@ export class CacheOps {
   }
 
   /**
-   * Compressed sizes of the blobs of registry images (layers and config) and of
-   * BuildKit registry caches (an index whose entries are the layer blobs), by digest:
-   * what pulling them moves.
+   * A registry cache's step times: BuildKit's cache records no durations, so the helper
+   * keeps them in an annotation of the cache's index (BuildKit ignores it). Empty when
+   * the cache has none or cannot be read.
+   */
+  async cacheStepSeconds(ref: ImageRef): Promise<Map<string, number>> {
+    if (this.isDown(ref)) return new Map();
+    try {
+      const body = JSON.parse((await this.registry.getManifest(ref)).body.toString('utf8')) as { annotations?: Record<string, string> };
+      const record = JSON.parse(body.annotations?.[STEP_SECONDS] ?? '{}') as Record<string, unknown>;
+      return new Map(Object.entries(record).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    } catch {
+      return new Map();
+    }
+  }
+
+  /** Writes the step times into the registry cache's index (a new digest, same content). Best effort. */
+  async recordCacheStepSeconds(ref: ImageRef, seconds: ReadonlyMap<string, number>): Promise<boolean> {
+    this.forget(ref);
+    const result = await this.retrying('step times of', ref, async () => {
+      try {
+        const manifest = await this.registry.getManifest(ref);
+        const body = JSON.parse(manifest.body.toString('utf8')) as { annotations?: Record<string, string> };
+        body.annotations = { ...body.annotations, [STEP_SECONDS]: JSON.stringify(Object.fromEntries(seconds)) };
+        await this.registry.putManifest(ref, { body: Buffer.from(JSON.stringify(body)), mediaType: manifest.mediaType, digest: '' });
+        return { ok: true, message: '' };
+      } catch (error) {
+        return { ok: false, message: (error as Error).message };
+      }
+    });
+    if (!result.ok) this.log.debug(`could not record step times in ${formatRef(ref)}: ${result.message}`);
+    return result.ok;
+  }
+
+  /**
+   * Compressed sizes of the blobs of registry images (config and layers, through an
+   * index's images too: a buildx push is an index with an attestation) and of BuildKit
+   * registry caches (an index whose entries are the layer blobs), by digest: what
+   * pulling or pushing them moves.
    */
   async blobSizes(refs: readonly ImageRef[]): Promise<Map<string, number>> {
     const sizes = new Map<string, number>();
-    const manifests = await Promise.all(refs.filter((r) => !this.isDown(r)).map((r) => this.registry.getManifest(r).catch(() => undefined)));
-    for (const manifest of manifests) {
-      if (!manifest) continue;
-      const body = JSON.parse(manifest.body.toString('utf8')) as { config?: { digest: string; size: number }; layers?: { digest: string; size: number }[]; manifests?: { digest: string; size: number }[] };
-      for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? []), ...(body.manifests ?? [])]) sizes.set(blob.digest, blob.size);
-    }
+    const visit = async (ref: ImageRef, depth: number): Promise<void> => {
+      const manifest = await this.registry.getManifest(ref).catch(() => undefined);
+      if (!manifest) return;
+      const body = JSON.parse(manifest.body.toString('utf8')) as { config?: Blob; layers?: Blob[]; manifests?: Blob[] };
+      for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? [])]) sizes.set(blob.digest, blob.size);
+      await Promise.all(
+        (body.manifests ?? []).map(async (child) => {
+          if (/manifest|index/.test(child.mediaType ?? '') && depth < 2) await visit({ ...ref, tag: child.digest }, depth + 1);
+          else sizes.set(child.digest, child.size);
+        }),
+      );
+    };
+    await Promise.all(refs.filter((r) => !this.isDown(r)).map((r) => visit(r, 0)));
     return sizes;
   }
 

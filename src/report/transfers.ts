@@ -77,17 +77,3 @@ export function bytesOfShortIds(ids: ReadonlySet<string>, sizes: ReadonlyMap<str
   for (const [digest, size] of sizes) if (ids.has(shortId(digest))) total += size;
   return total;
 }
-
-/**
- * Layers a BuildKit cache export uploaded: `#12 writing layer sha256:D 0.3s done`. A
- * layer the registry had already is printed as `writing layer sha256:D done`, without
- * a duration.
- */
-export function writtenLayers(output: string): Set<string> {
-  const written = new Set<string>();
-  for (const line of output.split('\n')) {
-    const match = /^#\d+ writing layer (sha256:[0-9a-f]{64}) [\d.]+s done\s*$/.exec(line);
-    if (match?.[1]) written.add(match[1]);
-  }
-  return written;
-}

@@ -2,12 +2,13 @@ import { buildkitLabel, countSteps, parseBuildOutput, stageProgress, type BuildS
 import { type Docker, displayInvocation } from '../engine/docker.js';
 import { tail, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { formatRef, type ImageRef } from '../plan/image-ref.js';
+import { formatRef, type ImageRef, repositoryOf } from '../plan/image-ref.js';
 import { registryBuildInvocation, type CacheCandidate, type Plan, type PlannedStage } from '../plan/plan.js';
 import type { CacheOps } from '../registry/cache-ops.js';
 import type { PhaseTraffic } from '../report/phase-traffic.js';
 import type { RunReport, StageReport } from '../report/report.js';
-import { buildkitFetches, fetchedBytes, writtenLayers } from '../report/transfers.js';
+import { normaliseInstruction } from '../report/history.js';
+import { buildkitFetches, fetchedBytes } from '../report/transfers.js';
 
 /**
  * BuildKit's own registry cache, for builders that can export one (plan/strategy.ts).
@@ -71,18 +72,75 @@ export async function resolveRegistryCaches(ctx: RegistryCacheContext): Promise<
   return found;
 }
 
-/** Every registry cache found, in scope order, each once: the build's --cache-from list. */
+/** Every registry cache found, each once, scope by scope (most specific first), the target's before the stages': the build's --cache-from list. */
 export function cacheSources(plan: Plan, found: RegistryResolution): ImageRef[] {
   const target = plan.stages[plan.stages.length - 1];
   const ordered = [...(target ? [target] : []), ...plan.stages.filter((s) => s !== target)];
-  const refs: CacheCandidate[] = ordered.flatMap((s) => found.get(s.key) ?? []);
-  const rank = (c: CacheCandidate): number => (c.scope.kind === 'branch' ? 0 : c.scope.kind === 'default' ? 1 : 2);
-  const seen = new Set<string>();
-  return refs
-    .map((c, i) => ({ c, i }))
-    .sort((a, b) => rank(a.c) - rank(b.c) || a.i - b.i)
-    .map(({ c }) => c.ref)
-    .filter((r) => !seen.has(formatRef(r)) && seen.add(formatRef(r)));
+  const scopes = target?.registryCandidates.map((c) => c.scope) ?? [];
+  return scopes.flatMap((scope) =>
+    ordered.flatMap((stage) => (found.get(stage.key) ?? []).filter((c) => c.scope.kind === scope.kind && c.scope.branch === scope.branch).map((c) => c.ref)),
+  );
+}
+
+/**
+ * The blobs each repository is known to hold, to tell what a push inside BuildKit
+ * sent (it prints no sizes, and does not say which blobs the registry had): the
+ * caches it read, the base images' layers (BuildKit mounts those from their own
+ * repository on the same registry, sending nothing), then what this run pushed.
+ */
+class KnownBlobs {
+  private readonly byRepo = new Map<string, Set<string>>();
+
+  add(repository: string, digests: Iterable<string>): void {
+    const known = this.byRepo.get(repository) ?? new Set<string>();
+    for (const digest of digests) known.add(digest);
+    this.byRepo.set(repository, known);
+  }
+
+  /** Bytes of the blobs the repository did not hold before; it holds them from now on. */
+  take(repository: string, sizes: ReadonlyMap<string, number>): number {
+    const known = this.byRepo.get(repository) ?? new Set<string>();
+    let bytes = 0;
+    for (const [digest, size] of sizes) if (!known.has(digest)) bytes += size;
+    this.add(repository, sizes.keys());
+    return bytes;
+  }
+}
+
+async function knownBefore(ctx: RegistryCacheContext, cacheFrom: readonly ImageRef[]): Promise<KnownBlobs> {
+  const known = new KnownBlobs();
+  const destinations = [...ctx.plan.deploy, ...ctx.plan.stages.flatMap((s) => s.registryWrites.map((w) => w.ref))];
+  const bases = [...new Map(ctx.plan.stages.flatMap((s) => (s.baseImage ? [[formatRef(s.baseImage), s.baseImage] as const] : []))).values()];
+  await Promise.all([
+    ...cacheFrom.map(async (ref) => known.add(repositoryOf(ref), (await ctx.ops.blobSizes([ref])).keys())),
+    ...bases.map(async (base) => {
+      const blobs = [...(await ctx.ops.blobSizes([base])).keys()];
+      for (const destination of destinations) if (destination.domain === base.domain) known.add(repositoryOf(destination), blobs);
+    }),
+  ]);
+  return known;
+}
+
+/** Bytes the deploy push inside the build sent: each repository's new blobs, once. */
+async function deployPushedBytes(ctx: RegistryCacheContext, known: KnownBlobs): Promise<number> {
+  let bytes = 0;
+  for (const ref of ctx.plan.deploy) bytes += known.take(repositoryOf(ref), await ctx.ops.blobSizes([ref]));
+  return bytes;
+}
+
+/** Step times, by stage label and instruction, as the helper records them in a registry cache. */
+type StepSeconds = Map<string, number>;
+
+function stepKey(label: string | undefined, instruction: string): string {
+  return `${label ?? ''} ${normaliseInstruction(instruction)}`;
+}
+
+/** The step times of the caches used, the more specific scope's winning. */
+async function importedStepSeconds(ctx: RegistryCacheContext, cacheFrom: readonly ImageRef[]): Promise<StepSeconds> {
+  const records = await Promise.all(cacheFrom.map((ref) => ctx.ops.cacheStepSeconds(ref)));
+  const merged: StepSeconds = new Map();
+  for (const record of records.reverse()) for (const [key, seconds] of record) merged.set(key, seconds);
+  return merged;
 }
 
 export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: RegistryResolution): Promise<RegistryCacheOutcome> {
@@ -90,6 +148,9 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   const target = plan.stages[plan.stages.length - 1];
   if (!target) return { failure: undefined, deployError: undefined };
   const cacheFrom = cacheSources(plan, found);
+  // Read while the build runs: what the cached steps took when they last ran, and which blobs the registry holds.
+  const imported = importedStepSeconds(ctx, cacheFrom);
+  const knowing = knownBefore(ctx, cacheFrom);
   const phase = `build ${target.key} (target) with the registry cache${plan.push ? ', deploy push' : ''}`;
   const invocation = registryBuildInvocation(plan, { stage: target, cacheFrom });
   // The steps may take as long as they take; the push at the end is a registry operation, bounded by --timeout.
@@ -115,10 +176,15 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   });
   clearTimeout(pushTimer);
   ctx.cancel.removeEventListener('abort', onCancel);
-  ctx.traffic.add(phase, pulledBytes(ctx, result.all, cacheFrom));
+  const known = await knowing;
+  ctx.traffic.add(phase, Promise.all([pulledBytes(ctx, result.all, cacheFrom), result.exitCode === 0 && plan.push ? deployPushedBytes(ctx, known) : 0]).then(([pulled, pushed]) => ({ ...pulled, pushedBytes: pushed })));
   const steps = parseBuildOutput(result.all, 'buildkit', true);
   const progress = stageProgress(result.all);
-  for (const stage of plan.stages) recordSteps(report, stage, steps, progress.finished.has(labelOf(stage)) || result.exitCode === 0);
+  const earlier = await imported;
+  for (const stage of plan.stages) recordSteps(report, stage, steps, progress.finished.has(labelOf(stage)) || result.exitCode === 0, earlier);
+  // The record this run leaves: what it ran, and what it took over from the caches for the rest.
+  const stepSeconds: StepSeconds = new Map(earlier);
+  for (const step of steps) if (!step.cached && step.seconds !== undefined) stepSeconds.set(stepKey(step.stage, step.instruction), step.seconds);
 
   let failure: UserError | undefined;
   let deployError: UserError | undefined;
@@ -128,6 +194,8 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
     for (const ref of plan.deploy) log.info(plan.push ? `pushed ${formatRef(ref)}` : `tagged ${formatRef(ref)} (not pushed: --no-push)`);
   } else if (!ctx.cancel.aborted && (pushTimedOut || !result.canceled)) {
     if (targetDone && plan.push && (pushTimedOut || /push|export/i.test(progress.errorText))) {
+      const firstTag = plan.deploy[0];
+      if (firstTag && !pushTimedOut) ctx.ops.noteRefusedPush(firstTag, progress.errorText);
       const why = pushTimedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : (progress.errorText.split('\n')[0] ?? '');
       report.deploy = plan.deploy.map((ref) => ({ ref: formatRef(ref), action: 'failed', message: why }));
       deployError = new UserError('deployFailed', `the deploy push of ${plan.deploy.map(formatRef).join(', ')} failed`, {
@@ -147,15 +215,17 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
 
   if (plan.pushCache) {
     await ctx.timed('push caches', async () => {
-      if (result.exitCode === 0 || deployError) await writeTargetCache(ctx, target, found, cacheFrom, steps);
-      else await writeFinishedStages(ctx, progress.finished, cacheFrom);
+      // After the deploy push's blobs are counted: the export finds them in the registry.
+      await ctx.traffic.settled();
+      if (result.exitCode === 0 || deployError) await writeTargetCache(ctx, target, found, cacheFrom, steps, stepSeconds, known);
+      else await writeFinishedStages(ctx, progress.finished, cacheFrom, stepSeconds, known);
     });
   }
   return { failure, deployError };
 }
 
 /** The target's registry cache: exported when a step ran; otherwise kept, or copied from the scope it came from. */
-async function writeTargetCache(ctx: RegistryCacheContext, target: PlannedStage, found: RegistryResolution, cacheFrom: readonly ImageRef[], steps: readonly BuildStep[]): Promise<void> {
+async function writeTargetCache(ctx: RegistryCacheContext, target: PlannedStage, found: RegistryResolution, cacheFrom: readonly ImageRef[], steps: readonly BuildStep[], stepSeconds: StepSeconds, known: KnownBlobs): Promise<void> {
   const [first, ...others] = target.registryWrites;
   if (!first) return void ctx.log.info('no cache scope to write');
   const stageReport = stageReportOf(ctx.report, target);
@@ -173,13 +243,13 @@ async function writeTargetCache(ctx: RegistryCacheContext, target: PlannedStage,
     stageReport.cachePush.push({ ref: formatRef(first.ref), action: copied.ok ? 'copied' : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
     written = copied.ok ? first.ref : undefined;
   } else {
-    written = (await exportCache(ctx, target, first.ref, cacheFrom)) ? first.ref : undefined;
+    written = (await exportCache(ctx, target, first.ref, cacheFrom, stepSeconds, known)) ? first.ref : undefined;
   }
   await copyToOtherScopes(ctx, stageReport, written, others);
 }
 
 /** After a failed build: each finished stage that no other finished stage contains, to its own tag. */
-async function writeFinishedStages(ctx: RegistryCacheContext, finished: ReadonlySet<string>, cacheFrom: readonly ImageRef[]): Promise<void> {
+async function writeFinishedStages(ctx: RegistryCacheContext, finished: ReadonlySet<string>, cacheFrom: readonly ImageRef[], stepSeconds: StepSeconds, known: KnownBlobs): Promise<void> {
   const { plan } = ctx;
   const done = plan.stages.filter((s) => !s.isTarget && s.targetArg !== undefined && finished.has(labelOf(s)));
   const outermost = done.filter((s) => !done.some((other) => other !== s && other.needs.includes(s.key)));
@@ -188,7 +258,7 @@ async function writeFinishedStages(ctx: RegistryCacheContext, finished: Readonly
     outermost.map(async (stage) => {
       const [first, ...others] = stage.registryWrites;
       if (!first) return;
-      const ok = await exportCache(ctx, stage, first.ref, cacheFrom);
+      const ok = await exportCache(ctx, stage, first.ref, cacheFrom, stepSeconds, known);
       await copyToOtherScopes(ctx, stageReportOf(ctx.report, stage), ok ? first.ref : undefined, others);
     }),
   );
@@ -207,10 +277,10 @@ async function copyToOtherScopes(ctx: RegistryCacheContext, stageReport: StageRe
 }
 
 /** One export build (every step a local hit). Best effort: a cache that cannot be written only warns. */
-async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: ImageRef, cacheFrom: readonly ImageRef[]): Promise<boolean> {
+async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: ImageRef, cacheFrom: readonly ImageRef[], stepSeconds: StepSeconds, known: KnownBlobs): Promise<boolean> {
   const stageReport = stageReportOf(ctx.report, stage);
-  if (ctx.ops.isDown(to)) {
-    stageReport.cachePush.push({ ref: formatRef(to), action: 'skipped', message: 'registry unreachable' });
+  if (ctx.ops.isDown(to) || ctx.ops.cannotPush(to)) {
+    stageReport.cachePush.push({ ref: formatRef(to), action: 'skipped', message: ctx.ops.isDown(to) ? 'registry unreachable' : 'no push rights' });
     return false;
   }
   const invocation = registryBuildInvocation(ctx.plan, { stage, cacheFrom, cacheTo: to });
@@ -223,8 +293,11 @@ async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: I
     ctx.log.warn(`could not export the registry cache ${formatRef(to)} (${why}); the build goes on, the next run may be slower`);
     return false;
   }
-  const uploaded = writtenLayers(result.all);
-  const bytes = uploaded.size === 0 ? 0 : await ctx.ops.blobSizes([to]).then((sizes) => fetchedBytes(new Map([...uploaded].map((d) => [d, undefined])), sizes));
+  const [bytes] = await Promise.all([
+    ctx.ops.blobSizes([to]).then((sizes) => known.take(repositoryOf(to), sizes)),
+    // Before any copy of it to another scope, so that the copies carry the step times too.
+    stepSeconds.size > 0 ? ctx.ops.recordCacheStepSeconds(to, stepSeconds) : undefined,
+  ]);
   stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
   stageReport.cachePush.push({ ref: formatRef(to), action: 'pushed' });
   ctx.log.info(`exported the registry cache of ${stage.key} to ${formatRef(to)}`);
@@ -241,7 +314,7 @@ async function pulledBytes(ctx: RegistryCacheContext, output: string, cacheFrom:
 
 const labelOf = buildkitLabel;
 
-function recordSteps(report: RunReport, stage: PlannedStage, steps: readonly BuildStep[], finished: boolean): void {
+function recordSteps(report: RunReport, stage: PlannedStage, steps: readonly BuildStep[], finished: boolean, earlier: StepSeconds): void {
   const stageReport = stageReportOf(report, stage);
   // A one-stage Dockerfile's steps carry no stage label.
   const own = steps.filter((s) => s.stage === labelOf(stage) || (s.stage === undefined && stage.isTarget));
@@ -250,6 +323,8 @@ function recordSteps(report: RunReport, stage: PlannedStage, steps: readonly Bui
   // BuildKit prints only the cached steps it visits: a stage with nothing to run counts all its steps.
   stageReport.steps = !ran && stage.ownSteps !== undefined && (finished || counted.total === 0) ? { cached: stage.ownSteps, total: stage.ownSteps } : counted;
   stageReport.cachedInstructions = own.filter((s) => s.cached).map((s) => s.instruction);
+  const saved = own.filter((s) => s.cached).map((s) => earlier.get(stepKey(s.stage, s.instruction)));
+  stageReport.savedSeconds = saved.some((v) => v !== undefined) ? saved.reduce<number>((sum, v) => sum + (v ?? 0), 0) : null;
   stageReport.uncachedStepSeconds = own.reduce((sum, s) => sum + (s.cached ? 0 : (s.seconds ?? 0)), 0);
   stageReport.buildSeconds = ran ? stageReport.uncachedStepSeconds : null;
   stageReport.status = finished ? (ran ? 'built' : 'cached') : 'not-built';

@@ -19,13 +19,13 @@ function near(reported: number, measured: number, what: string): void {
 const NOT_THE_HELPER = /^(?!node)/;
 
 const BUILDERS = [
-  { name: 'buildkit', cli: BUILDKIT_CLI, env: { DOCKER_BUILDKIT: '1' }, pullPhase: 'build final (target) with every cache' },
+  { name: 'buildkit', cli: BUILDKIT_CLI, env: { DOCKER_BUILDKIT: '1' }, pullPhase: STRATEGY === 'inline' ? 'build final (target) with every cache' : 'build final (target) with the registry cache, deploy push' },
   { name: 'classic', cli: CLASSIC_CLI, env: { DOCKER_BUILDKIT: '0' }, pullPhase: 'pull caches' },
 ];
 
 // The summary's MB pulled and pushed per phase, checked against what the registry itself logged for the run.
 for (const builder of BUILDERS) {
-  describe(`MB pulled and pushed per phase, ${builder.name} builder, against the registry's log`, { timeout: 300_000, skip: builder.name === 'buildkit' && STRATEGY === 'registry-cache' && 'not yet adapted to the registry-cache strategy (issue 14: its tag and traffic expectations are the inline ones)' }, () => {
+  describe(`MB pulled and pushed per phase, ${builder.name} builder, against the registry's log`, { timeout: 300_000 }, () => {
     const app = smallApp({ depsMb: 3 });
     const repo = uniqueRepo(`traffic-${builder.name}`);
     const helper = async (tag: string, branch: string): Promise<{ run: HelperRun; pulled: number; pushed: number; enginePulled: number }> => {
@@ -53,7 +53,8 @@ for (const builder of BUILDERS) {
     it('no change on a fresh engine: the report pulls what the registry served the engine', async () => {
       const { run, enginePulled } = await helper('v1b', 'main');
       // BuildKit uses the caches from the registry without their layers; the classic builder pulls the cache images.
-      if (builder.name === 'buildkit') assert.ok(enginePulled < 0.1, `no layer was pulled (${enginePulled} MB)`);
+      // On the containerd store the engine unpacks the deploy image, so it fetches the base layers (1.06 MB) the final stage starts from.
+      if (builder.name === 'buildkit') assert.ok(enginePulled < (STRATEGY === 'inline' ? 0.1 : 2), `no cache layer was pulled (${enginePulled} MB)`);
       else assert.ok(enginePulled > 3, `the cache images were pulled (${enginePulled} MB)`);
       near(sum(run, 'mbPulled'), enginePulled, 'MB pulled');
     });

@@ -53,6 +53,12 @@ export function runOrbJob(run: JobRun): JobResult {
   mkdirSync(artifacts);
   mkdirSync(bin);
   if (run.dockerCli && existsSync(run.dockerCli)) symlinkSync(run.dockerCli, join(bin, 'docker'));
+  // CircleCI's images carry buildx as a CLI plugin; the test engine's plugin goes into the job's own config.
+  const plugins = process.env.DOCKER_CONFIG ? join(process.env.DOCKER_CONFIG, 'cli-plugins') : undefined;
+  if (plugins && existsSync(plugins)) {
+    mkdirSync(join(root, 'docker-config'), { recursive: true });
+    symlinkSync(plugins, join(root, 'docker-config', 'cli-plugins'));
+  }
   const bashEnv = join(root, 'bash_env');
   writeFileSync(bashEnv, '');
   const env: Record<string, string> = {
@@ -62,6 +68,8 @@ export function runOrbJob(run: JobRun): JobResult {
     CIRCLECI: 'true',
     BASH_ENV: bashEnv,
     DOCKER_CONFIG: join(root, 'docker-config'),
+    // setup_remote_docker points DOCKER_HOST at the job's engine: here, the engine under test.
+    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
     CIRCLE_WORKING_DIRECTORY: workdir,
     ...run.env,
   };

@@ -12,6 +12,8 @@ export const REGISTRY = process.env.DRC_TEST_REGISTRY ?? '127.0.0.1:5000';
 export const BASE_IMAGE = `${REGISTRY}/drc-test/busybox:2`;
 /** The loopback registry's JSON access log (scripts/test-env.sh). */
 export const REGISTRY_LOG = process.env.DRC_TEST_REGISTRY_LOG ?? '/tmp/drc-test-env/registry.log';
+/** The loopback registry's storage, beside its log (scripts/test-env.sh). */
+const REGISTRY_DATA = join(dirname(REGISTRY_LOG), 'registry-data');
 /** Which engine the suite runs on (scripts/test-env.sh): modern, modern-classic or legacy. */
 export const ENGINE = (process.env.DRC_TEST_ENGINE ?? 'legacy') as 'modern' | 'modern-classic' | 'legacy';
 /** The strategy BuildKit runs get on this engine (plan/strategy.ts). */
@@ -252,13 +254,13 @@ export function registryTraffic(offset: number, agent?: RegExp): { pulled: numbe
     const method = entry['http.request.method'];
     const uri = String(entry['http.request.uri'] ?? '');
     if (method === 'GET' && /\/blobs\/sha256:/.test(uri)) pulled += Number(entry['http.response.written'] ?? 0);
-    if (method === 'PUT' && /\/blobs\/uploads\//.test(uri)) {
-      // The upload's final PUT carries its state, whose Offset is the bytes received.
-      const state = /_state=([^&]+)/.exec(uri)?.[1];
-      if (state) {
-        const decoded = Buffer.from(decodeURIComponent(state).replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
-        pushed += Number(/"Offset":(\d+)/.exec(decoded)?.[1] ?? 0);
-      }
+    if (method === 'PUT' && /\/blobs\/uploads\//.test(uri) && entry['http.response.status'] === 201) {
+      // A completed upload received the whole blob: docker push sends it in PATCHes (the final PUT's
+      // state says how many bytes), BuildKit's pusher in the PUT itself (state Offset 0, and the log
+      // has no request size). The blob's size in the registry's storage counts both the same way.
+      const digest = /[?&]digest=sha256(?:%3A|:)([0-9a-f]{64})/i.exec(uri)?.[1];
+      const stored = digest ? statSync(join(REGISTRY_DATA, 'docker', 'registry', 'v2', 'blobs', 'sha256', digest.slice(0, 2), digest, 'data'), { throwIfNoEntry: false }) : undefined;
+      pushed += stored?.size ?? 0;
     }
   }
   return { pulled, pushed };
