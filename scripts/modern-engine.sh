@@ -4,6 +4,10 @@
 #
 #   scripts/modern-engine.sh up   modern|modern-classic ENGINE_DIR PREFIX
 #   scripts/modern-engine.sh stop modern|modern-classic ENGINE_DIR PREFIX
+#   scripts/modern-engine.sh fresh modern|modern-classic ENGINE_DIR PREFIX   restart with no images,
+#       no build cache and no containerd content: a fresh setup_remote_docker (on the containerd
+#       store, removing images and build cache leaves blobs and snapshots behind, so a "fresh"
+#       engine would pull nothing)
 #
 # On Debian 12 the packages are fetched with apt-get download through a source list of
 # their own for the trixie suite (mirror read from this machine's apt sources) and
@@ -53,7 +57,9 @@ install_prefix() {
 }
 
 answers() { DOCKER_HOST="unix://$dir/docker.sock" timeout 10 "$prefix/usr/bin/docker" info >/dev/null 2>&1; }
-alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+alive() { [ -f "$dir/$1.pid" ] && ! gone "$(cat "$dir/$1.pid")"; }
+# Exited, or a zombie nobody reaps (this sandbox's init may not): kill -0 still answers for those.
+gone() { [ ! -d "/proc/$1" ] || grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
 
 bridge_of() { case "$engine" in modern) echo "drc-br-modern 172.30.1.1/24" ;; *) echo "drc-br-classic 172.30.2.1/24" ;; esac; }
 
@@ -86,16 +92,18 @@ CONF
     echo '{"features":{"containerd-snapshotter":false},"storage-driver":"overlay2"}' >"$dir/daemon.json"
   fi
   export PATH="$prefix/usr/bin:$prefix/usr/sbin:$PATH"
+  # Stale sockets would look ready; a pid file naming a dead (or zombie) process makes dockerd refuse to start.
+  rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc" "$dir/docker.sock" "$dir/dockerd.pid" "$dir/containerd.pid"
   nohup containerd --config "$dir/containerd.toml" >>"$dir/containerd.log" 2>&1 &
   echo $! >"$dir/containerd.pid"
-  for _ in $(seq 1 40); do [ -S "$dir/containerd.sock" ] && break; sleep 0.25; done
+  for _ in $(seq 1 200); do [ -S "$dir/containerd.sock" ] && break; sleep 0.05; done
   nohup dockerd --config-file "$dir/daemon.json" --containerd "$dir/containerd.sock" \
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
     -H "unix://$dir/docker.sock" --bridge "$bridge" --iptables=false --ip-masq=false \
     >>"$dir/dockerd.log" 2>&1 &
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 300); do
     if answers; then log "up"; return 0; fi
-    sleep 0.25
+    sleep 0.1
   done
   log "did not answer in 30 s; see $dir/dockerd.log"
   tail -20 "$dir/dockerd.log" >&2 || true
@@ -108,7 +116,7 @@ stop_processes() {
       local pid
       pid="$(cat "$dir/$name.pid")"
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      for _ in $(seq 1 40); do gone "$pid" && break; sleep 0.25; done
       kill -9 "$pid" 2>/dev/null || true
       log "stopped $name ($pid)"
     fi
@@ -118,5 +126,20 @@ stop_processes() {
 case "$action" in
   up) mkdir -p "$dir"; up ;;
   stop) stop_processes ;;
-  *) log "usage: $0 up|stop ENGINE DIR PREFIX"; exit 2 ;;
+  fresh)
+    # Its state is thrown away: no need to wait for a clean shutdown.
+    for name in dockerd containerd; do
+      if alive "$name"; then
+        pid="$(cat "$dir/$name.pid")"
+        kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do gone "$pid" && break; sleep 0.02; done
+      fi
+    done
+    # dockerd leaves its mounts (overlay snapshots, the exec root) behind when killed.
+    grep -o " $dir/[^ ]*" /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null || true
+    rm -rf "$dir/data" "$dir/exec" "$dir/containerd-root" "$dir/containerd-state"
+    mkdir -p "$dir"
+    up >/dev/null 2>&1 || up
+    ;;
+  *) log "usage: $0 up|stop|fresh ENGINE DIR PREFIX"; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 #   scripts/test-env.sh [up] [ENGINE]   bring everything up (default)
 #   scripts/test-env.sh stop            stop what this script started
 #   scripts/test-env.sh env [ENGINE]    print the variables tests read (eval-able)
+#   scripts/test-env.sh fresh ENGINE    a modern engine restarted empty (containerd content too)
 #
 # ENGINE (default $DRC_TEST_ENGINE, else legacy):
 #   modern           Docker 26 + buildx 0.13 + containerd 1.7, containerd image store (Docker 29's default)
@@ -192,6 +193,10 @@ case "${1:-up}" in
     print_env
     ;;
   stop) stop_started ;;
+  fresh)
+    [ "$ENGINE" != legacy ] || { log "fresh: only for the modern engines (wipe-engine.sh empties the legacy one)"; exit 2; }
+    DRC_TEST_STATE="$STATE_DIR" bash "$(dirname "$0")/modern-engine.sh" fresh "$ENGINE" "$ENGINE_DIR" "$MODERN_PREFIX"
+    ;;
   env) print_env ;;
   *) log "usage: $0 [up|stop|env]"; exit 2 ;;
 esac

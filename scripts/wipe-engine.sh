@@ -4,6 +4,10 @@
 set -euo pipefail
 STATE_DIR="${DRC_TEST_STATE:-/tmp/drc-test-env}"
 ENGINE="${DRC_TEST_ENGINE:-legacy}"
+# The containerd store keeps blobs and snapshots no image uses: that engine is restarted empty.
+if [ "$ENGINE" = modern ] && [ -f "$STATE_DIR/engines/modern/dockerd.pid" ]; then
+  exec bash "$(dirname "$0")/test-env.sh" fresh modern >/dev/null
+fi
 started="$STATE_DIR/dockerd.pid"
 [ "$ENGINE" = legacy ] || started="$STATE_DIR/engines/$ENGINE/dockerd.pid"
 if [ ! -f "$started" ] && [ "${DRC_WIPE_ENGINE:-}" != 1 ]; then

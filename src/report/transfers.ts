@@ -56,7 +56,8 @@ function idsWithStatus(output: string, status: RegExp): Set<string> {
 
 /** Layers docker pull (or the classic builder pulling a FROM image) downloaded: short compressed digests. */
 export function pullCompleteIds(output: string): Set<string> {
-  return idsWithStatus(output, /^Pull complete\s*$/);
+  // The containerd image store says "Download complete" and never "Pull complete"; the classic one says both.
+  return idsWithStatus(output, /^(Pull|Download) complete\s*$/);
 }
 
 /** Layers docker push uploaded: short diff_ids. */

@@ -41,8 +41,16 @@ function docker(args: string[], cli = CLASSIC_CLI): string {
   return execFileSync(cli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
 }
 
-/** A fresh setup_remote_docker: no containers, no images, no build cache. */
+/**
+ * A fresh setup_remote_docker: no containers, no images, no build cache. The containerd
+ * store keeps blobs and snapshots that no image or cache uses (a pull would then fetch
+ * nothing), so that engine is restarted empty instead (about 1 s).
+ */
 export function wipeEngine(): void {
+  if (ENGINE === 'modern') {
+    execFileSync('bash', [join(ROOT, 'scripts', 'test-env.sh'), 'fresh', 'modern'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
+    return;
+  }
   try {
     docker(['info', '--format', '{{.ServerVersion}}']);
   } catch {
@@ -62,6 +70,7 @@ export function wipeEngine(): void {
   }
   docker(['builder', 'prune', '-af']);
 }
+
 
 /** A repository name no other test uses. */
 export function uniqueRepo(label: string): string {
