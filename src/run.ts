@@ -16,6 +16,7 @@ import { DeployHandoff } from './publish/deploy-handoff.js';
 import { PhaseTraffic } from './report/phase-traffic.js';
 import type { Logger } from './log.js';
 import type { Options } from './cli/options.js';
+import { secretArgWarning } from './redact.js';
 import { buildWithRegistryCache, type RegistryCacheContext, resolveRegistryCaches } from './strategies/registry-cache.js';
 import { type ChosenStrategy, chooseStrategy, type StrategyKind } from './plan/strategy.js';
 import { dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan/plan.js';
@@ -207,6 +208,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
       builder: strategy === 'classic' ? 'classic' : 'buildkit',
       strategy,
       buildxBuilder: options.buildxBuilder,
+      revealBuildArgs: options.verbose ? options.showBuildArgs : [],
       runId: deps.runId,
       passthrough,
       // Absolute: the docker CLI keys BuildKit's copy of the context on the path as given, so
@@ -243,6 +245,8 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     report.engine = caps ? engineLine(caps) : null;
   };
   for (const note of plan.notes) log.info(`note: ${note}`);
+  const secretArgs = secretArgWarning([...options.buildArgs.keys()]);
+  if (secretArgs) log.warn(secretArgs);
 
   if (options.dryRun) {
     useBuilder(await probing);

@@ -25,6 +25,7 @@ export const HELPER_OPTIONS = {
   verbose: { type: 'boolean', default: false, describe: 'Show full command lines, and stack traces on errors.' },
   report: { type: 'string', describe: 'Write the run summary as JSON to this file. Example: --report build-report.json' },
   'report-md': { type: 'string', describe: 'Write the run summary as a markdown table to this file.' },
+  'show-build-arg': { type: 'string', array: true, describe: 'With --verbose, print this build argument\'s value in command lines (every other value prints as NAME=***). Repeatable. Example: --show-build-arg NODE_VERSION' },
 } as const;
 
 export type HelperOptionName = keyof typeof HELPER_OPTIONS;

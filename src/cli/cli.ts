@@ -7,6 +7,7 @@ import { readContext } from '../context.js';
 import { Docker, displayArg } from '../engine/docker.js';
 import { ExitCode, UserError, usageError } from '../errors.js';
 import { execaRunner } from '../engine/exec.js';
+import { looksSecret, redactBuildArgs } from '../redact.js';
 import { consoleLogger } from '../log.js';
 import { normaliseOptions, type Options, type ParsedHelperArgs } from './options.js';
 import { dockerCredentials, httpRegistry } from '../registry/registry.js';
@@ -94,13 +95,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     // The orb calls `docker-build-remote-cache --params-from-env`: options come from PARAM_* variables.
     const effectiveArgv = argv[0] === '--params-from-env' ? argsFromOrbParams(orbEnvironment(readContext())) : argv;
     verbose = verbose || effectiveArgv.includes('--verbose');
-    if (argv[0] === '--params-from-env') log.info(`options from the orb's parameters: ${effectiveArgv.map(displayArg).join(' ')}`);
+    if (argv[0] === '--params-from-env') log.info(`options from the orb's parameters: ${redactBuildArgs(effectiveArgv).map(displayArg).join(' ')}`);
     const split = splitArgs(effectiveArgv);
     const parsed = parseHelperArgs(split.helper);
     if (parsed === 'exit') return ExitCode.ok;
     const ctx = readContext();
     options = normaliseOptions(parsed, split, ctx);
     verbose = options.verbose;
+    // Belt and braces: the values of secret-looking build arguments are masked in any output, the build's own included.
+    for (const [name, value] of options.buildArgs) if (looksSecret(name) && !(verbose && options.showBuildArgs.includes(name))) secrets.push(value);
     const stdinPassword = options.login?.password.from === 'stdin' ? await readStdin() : undefined;
     if (stdinPassword) secrets.push(stdinPassword);
     if (options.login?.password.from === 'env') {

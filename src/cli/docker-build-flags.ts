@@ -17,6 +17,8 @@ const BOOLEAN_FLAGS = [
 
 /** Flags the helper sets itself on every build: the user's would conflict. */
 export const OWNED_BY_HELPER: Readonly<Record<string, string>> = {
+  '--password': 'a password on the command line ends up in logs: use --username U with --password-stdin, or --password-env VAR',
+  '-p': 'a password on the command line ends up in logs: use --username U with --password-stdin, or --password-env VAR',
   '--target': 'use the helper\'s --target (it builds each stage with its own --target)',
   '-t': 'use the helper\'s --tag for extra deploy tags',
   '--push': 'the helper pushes the deploy image itself; use --no-push to build only',

@@ -5,6 +5,7 @@ import { usageError } from '../errors.js';
 import { type ImageRef, parseImageRef, parseRepository } from '../plan/image-ref.js';
 import type { RunContext } from '../context.js';
 import type { StrategyChoice } from '../plan/strategy.js';
+import { hasCredentials } from '../redact.js';
 
 export type BuilderChoice = 'auto' | 'classic' | 'buildkit';
 
@@ -39,6 +40,8 @@ export interface Options {
   readonly verbose: boolean;
   readonly reportJson: string | undefined;
   readonly reportMd: string | undefined;
+  /** Build arguments whose values --verbose prints. */
+  readonly showBuildArgs: readonly string[];
 }
 
 /** The yargs result for the helper's own options. */
@@ -66,6 +69,7 @@ export interface ParsedHelperArgs {
   readonly verbose: boolean;
   readonly report?: string | undefined;
   readonly 'report-md'?: string | undefined;
+  readonly 'show-build-arg'?: readonly string[] | undefined;
 }
 
 function commaList(values: readonly string[] | undefined): string[] | undefined {
@@ -94,11 +98,11 @@ function single<T>(value: T | readonly T[] | undefined): T | undefined {
 
 function singles(args: ParsedHelperArgs): ParsedHelperArgs {
   const out: Record<string, unknown> = { ...args };
-  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'cache-upload', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
+  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'strategy', 'cache-upload', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
     const value = single(out[key] as unknown);
     out[key] = value === undefined || typeof value === 'number' ? value : String(value);
   }
-  for (const key of ['default-branch', 'tag']) {
+  for (const key of ['default-branch', 'tag', 'show-build-arg']) {
     if (Array.isArray(out[key])) out[key] = (out[key] as unknown[]).map(String);
   }
   return out as unknown as ParsedHelperArgs;
@@ -110,6 +114,11 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
   const imageText = positional[0];
   if (imageText === undefined) throw usageError('IMAGE is missing', 'usage: docker-build-remote-cache IMAGE[:TAG] [docker build options...]; see --help');
   if (positional.length > 1) throw usageError(`unexpected argument "${positional[1]}"`);
+  for (const [what, value] of [['IMAGE', imageText], ['--cache-repo', args['cache-repo']], ...(args.tag ?? []).map((t) => ['--tag', t] as const)] as const) {
+    if (value !== undefined && hasCredentials(value)) {
+      throw usageError(`${what} carries registry credentials (user:password@...)`, 'remove them: log in with --username U --password-stdin (or docker login) instead; the reference is printed, tagged and reported');
+    }
+  }
   const image = parseImageRef(imageText);
 
   const fileArgs = flagValues(split.docker, ['-f', '--file']);
@@ -186,5 +195,6 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     verbose: args.verbose,
     reportJson: args.report,
     reportMd: args['report-md'],
+    showBuildArgs: commaList(args['show-build-arg']) ?? [],
   };
 }

@@ -1,3 +1,4 @@
+import { redactBuildArgs } from '../redact.js';
 import { execaStreamRunner, type RunOptions, type RunResult, type Runner, type StreamingProcess, type StreamRunner } from './exec.js';
 
 /** One docker CLI invocation, as the plan describes it and --dry-run prints it. */
@@ -34,9 +35,13 @@ export function displayArg(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-export function displayInvocation(cli: string, invocation: DockerInvocation): string {
+/**
+ * A command line as the helper prints it: build-argument values shown as NAME=***
+ * (redact.ts), except the names in `reveal` (--show-build-arg, for --verbose only).
+ */
+export function displayInvocation(cli: string, invocation: DockerInvocation, reveal: ReadonlySet<string> = new Set()): string {
   const env = Object.entries(invocation.env).map(([k, v]) => `${k}=${displayArg(v)} `).join('');
-  return `${env}${cli} ${invocation.args.map(displayArg).join(' ')}`;
+  return `${env}${cli} ${redactBuildArgs(invocation.args, reveal).map(displayArg).join(' ')}`;
 }
 
 /** The only module that runs docker. Every call goes through the injected Runner. */

@@ -59,6 +59,8 @@ export interface Plan {
   readonly strategy: StrategyKind;
   /** A buildx builder named by the user (--builder NAME, BUILDX_BUILDER). */
   readonly buildxBuilder: string | undefined;
+  /** Build arguments whose values --verbose may print (--show-build-arg); every other value prints as ***. */
+  readonly revealBuildArgs: ReadonlySet<string>;
   readonly stages: readonly PlannedStage[];
   /** IMAGE:TAG and the extra tags. */
   readonly deploy: readonly ImageRef[];
@@ -107,6 +109,7 @@ export interface PlanInput {
   /** Default: inline for BuildKit, classic for the classic builder. */
   readonly strategy?: StrategyKind | undefined;
   readonly buildxBuilder?: string | undefined;
+  readonly revealBuildArgs?: readonly string[] | undefined;
   readonly runId: string;
   readonly passthrough: readonly string[];
   readonly context: string;
@@ -206,6 +209,7 @@ export function makePlan(input: PlanInput): Plan {
     builder: input.builder,
     strategy: input.strategy ?? (input.builder === 'classic' ? 'classic' : 'inline'),
     buildxBuilder: input.buildxBuilder,
+    revealBuildArgs: new Set(input.revealBuildArgs ?? []),
     stages,
     deploy: [input.image, ...input.extraTags],
     push: input.push,

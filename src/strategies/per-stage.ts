@@ -232,7 +232,7 @@ export async function buildStageByStage(
     const phase = `${exportOnly ? 'export' : 'build'} ${stage.key}${stage.isTarget ? ' (target)' : ''}`;
     const watch = exportOnly ? () => undefined : checkpointWatches(ctx, [stage], outcome.built, phase);
     const result = await ctx.timed(phase, async () => {
-      log.debug(displayInvocation(ctx.cli, invocation));
+      log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
       return execBuild(ctx, stage, invocation, {
         onOutput: (chunk) => {
           output.feed(chunk);
@@ -357,7 +357,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   const phase = `build ${target.key} (target) with every cache`;
   const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built, phase);
   const result = await ctx.timed(phase, async () => {
-    log.debug(displayInvocation(ctx.cli, invocation));
+    log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
     return execBuild(ctx, target, invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);

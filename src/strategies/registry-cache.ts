@@ -154,7 +154,7 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   let pushTimer: NodeJS.Timeout | undefined;
   let pushTimedOut = false;
   const result = await ctx.timed(phase, async () => {
-    log.debug(displayInvocation(ctx.cli, invocation));
+    log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
     return ctx.docker.exec(invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);
@@ -278,7 +278,7 @@ async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: I
     return false;
   }
   const invocation = registryBuildInvocation(ctx.plan, { stage, cacheFrom, cacheTo: to });
-  ctx.log.debug(displayInvocation(ctx.cli, invocation));
+  ctx.log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
   const result = await ctx.docker.exec(invocation, { onOutput: (chunk) => ctx.log.raw(chunk), timeoutMs: ctx.timeoutMs });
   const exportError = /^#\d+ (?:ERROR|WARN(?:ING)?):? .*$/m.exec(result.all.split(/exporting cache to registry/).slice(1).join('\n'))?.[0];
   if (result.exitCode !== 0 || exportError) {

@@ -44,7 +44,7 @@ describe('the bundled CLI', () => {
     const log = join(dir, 'calls.jsonl');
     const { code, stdout } = cli(['localhost:5000/team/app:v1', '--branch', 'main', '--dry-run', '--docker', FAKE, '--build-arg', 'A=1'], dir, { FAKE_DOCKER_LOG: log });
     assert.equal(code, 0);
-    assert.match(stdout, /DOCKER_BUILDKIT=0 .*fake-docker\.mjs build --target one --tag drc\.local\/team\/app:run-[0-9a-f]+__one --tag drc\.local\/team\/app:last__one --cache-from localhost:5000\/team\/app:main__one --build-arg A=1 \/\S+$/m);
+    assert.match(stdout, /DOCKER_BUILDKIT=0 .*fake-docker\.mjs build --target one --tag drc\.local\/team\/app:run-[0-9a-f]+__one --tag drc\.local\/team\/app:last__one --cache-from localhost:5000\/team\/app:main__one --build-arg 'A=\*\*\*' \/\S+$/m);
     assert.match(stdout, /push localhost:5000\/team\/app:v1$/m);
     const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[] });
     assert.ok(calls.every((c) => ['version', 'buildx', 'info'].includes(c.args[0] ?? '')), `only probes ran: ${JSON.stringify(calls)}`);
