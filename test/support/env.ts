@@ -241,9 +241,10 @@ export function buildNoCache(context: string, tag: string, target?: string): voi
 
 /**
  * Bytes the registry served (blob GETs) and received (blob uploads) since byte
- * `offset` of its JSON log; `agent` keeps only requests whose user agent matches.
+ * `offset` of its JSON log; `agent` keeps only requests whose user agent matches,
+ * `path` only those whose URI matches (one repository's, beside other runs).
  */
-export function registryTraffic(offset: number, agent?: RegExp): { pulled: number; pushed: number } {
+export function registryTraffic(offset: number, agent?: RegExp, path?: RegExp): { pulled: number; pushed: number } {
   const size = statSync(REGISTRY_LOG).size;
   const buffer = Buffer.alloc(Math.max(0, size - offset));
   const fd = openSync(REGISTRY_LOG, 'r');
@@ -260,6 +261,7 @@ export function registryTraffic(offset: number, agent?: RegExp): { pulled: numbe
       continue;
     }
     if (agent && !agent.test(String(entry['http.request.useragent'] ?? ''))) continue;
+    if (path && !path.test(String(entry['http.request.uri'] ?? ''))) continue;
     const method = entry['http.request.method'];
     const uri = String(entry['http.request.uri'] ?? '');
     if (method === 'GET' && /\/blobs\/sha256:/.test(uri)) pulled += Number(entry['http.response.written'] ?? 0);
