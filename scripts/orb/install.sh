@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Orb step: writes the helper bundled inside the orb to disk. Idempotent.
+# Orb step: writes the helper bundled inside the orb to disk, from the first half the
+# step before wrote and the second half here. Idempotent.
 # Parameters arrive as environment variables: PARAM_INSTALL_DIR.
 set -euo pipefail
 
@@ -26,12 +27,20 @@ case "$bundle_sha256" in
   @@*) echo "error: this is the unpacked orb source; publish the packed orb (npm run build writes dist/orb.yml)." >&2; exit 1 ;;
 esac
 
+part1="$install_dir/.bundle-part-1.b64"
 if [ -f "$helper" ] && [ "$(sha256sum "$helper" | cut -d ' ' -f 1)" = "$bundle_sha256" ]; then
+  rm -f "$part1"
   echo "docker-build-remote-cache is already installed at $helper"
   exit 0
 fi
+if [ ! -f "$part1" ]; then
+  echo "error: the first half of the helper ($part1) is missing: the step before this one writes it." >&2
+  echo "hint: use the orb's install command, which runs both steps in order." >&2
+  exit 1
+fi
 mkdir -p "$install_dir"
-printf '%s' '@@DRC_BUNDLE_GZIP_BASE64@@' | base64 -d | gunzip > "$helper.tmp"
+{ cat "$part1"; printf '%s' '@@DRC_BUNDLE_GZIP_BASE64_2@@'; } | base64 -d | gunzip > "$helper.tmp"
+rm -f "$part1"
 if [ "$(sha256sum "$helper.tmp" | cut -d ' ' -f 1)" != "$bundle_sha256" ]; then
   echo "error: the unpacked helper does not match its checksum; the orb may be damaged." >&2
   exit 1

@@ -26,7 +26,9 @@ function currentMajor(): number | undefined {
 }
 
 const baseDir = dirname(resolve(file));
-const findings = validateOrb(readFileSync(file, 'utf8'), { baseDir, major: currentMajor(), shellcheck: !args.includes('--no-shellcheck') });
+const all = validateOrb(readFileSync(file, 'utf8'), { baseDir, major: currentMajor(), shellcheck: !args.includes('--no-shellcheck') });
+const findings = all.filter((f) => !f.skipped);
+for (const f of all.filter((f) => f.skipped)) process.stdout.write(`${f.file ?? file}:${f.line} ${f.rule} skipped: ${f.message}\n    why: ${f.fix.replace(/^skipped on purpose: /, '')}\n`);
 for (const f of findings) {
   process.stdout.write(`${f.file ?? file}:${f.line} ${f.rule} ${f.message}\n    fix: ${f.fix}\n`);
 }

@@ -8,6 +8,9 @@ import {
 } from './compile.js';
 import { resolveIncludes } from './include.js';
 
+/** The largest run command the validator accepts: under the 128 KiB of one Linux argument, with room to spare. */
+const MAX_COMMAND_BYTES = 100 * 1024;
+
 export interface Finding {
   /** Set when the finding is in an included script rather than the orb file. */
   readonly file?: string;
@@ -15,6 +18,8 @@ export interface Finding {
   readonly rule: string;
   readonly message: string;
   readonly fix: string;
+  /** A rule the orb skips on purpose (a `# validate-orb: allow RULE: reason` comment above the key): reported, not a failure. */
+  readonly skipped?: true;
 }
 
 export interface ValidateOptions {
@@ -93,7 +98,10 @@ export function validateOrb(sourceText: string, options: ValidateOptions): Findi
     return index >= 0 ? index + 1 : resolvedLine;
   };
   const add = (line: number, rule: string, message: string, fix: string): void => {
-    findings.push({ line, rule, message, fix });
+    // A comment on the line above may skip a rule there, with its reason: the reason is printed, the run passes.
+    const allowed = new RegExp(`^\\s*#\\s*validate-orb:\\s*allow\\s+${rule}:\\s*(.+)$`).exec(sourceLines[line - 2] ?? '');
+    if (allowed) findings.push({ line, rule, message, fix: `skipped on purpose: ${allowed[1]?.trim()}`, skipped: true });
+    else findings.push({ line, rule, message, fix });
   };
 
   if (!isMapping(doc)) {
@@ -229,6 +237,10 @@ export function validateOrb(sourceText: string, options: ValidateOptions): Findi
           add(lineOf(holder), 'RC008', `${where}: a run step without a name`, 'write run as a map with name: and command:');
         }
         const command = isMapping(config) ? String(config.command ?? '') : String(config ?? '');
+        const bytes = Buffer.byteLength(command, 'utf8');
+        if (bytes > MAX_COMMAND_BYTES) {
+          add(lineOf(holder), 'ORB020', `${where}: a run step's command is ${(bytes / 1024).toFixed(1)} KiB, over ${MAX_COMMAND_BYTES / 1024} KiB (Linux allows 128 KiB for one argument; a runner or wrapper that hands the step to bash -c fails with "Argument list too long")`, 'split it over several steps, or make what it carries smaller');
+        }
         if (command.split('\n').filter((l) => l.trim() !== '').length > LONG_COMMAND_LINES && !command.includes(HELPER)) {
           add(lineOf(holder), 'RC009', `${where}: a ${command.split('\n').length}-line run command with inline shell logic`, `move the logic into the helper (${HELPER}) and call it; keep run steps to one call`);
         }

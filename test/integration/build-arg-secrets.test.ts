@@ -95,7 +95,7 @@ describe('build-argument values never reach the log', { timeout: 600_000 }, () =
     wipeEngine();
     const result = runOrbJob({
       orbText: readFileSync(join(ROOT, 'dist', 'orb.yml'), 'utf8'),
-      job: 'build_with_cache',
+      job: 'build-with-cache',
       params: { image: uniqueRepo('argsecret-orb'), login: false, buildkit: 'true', extra_build_args: `--build-arg NPM_TOKEN=${TOKEN}` },
       checkout: app,
       dockerCli: BUILDKIT_CLI,

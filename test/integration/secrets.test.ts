@@ -109,7 +109,7 @@ describe('secrets and injection', { timeout: 600_000 }, () => {
     const job = (extraBuildArgs: string) =>
       runOrbJob({
         orbText: readFileSync(join(ROOT, 'dist', 'orb.yml'), 'utf8'),
-        job: 'build_with_cache',
+        job: 'build-with-cache',
         params: { image: repo, login: false, buildkit: 'true', extra_build_args: extraBuildArgs },
         checkout: app,
         dockerCli: BUILDKIT_CLI,
@@ -149,7 +149,7 @@ describe('secrets and injection', { timeout: 600_000 }, () => {
     assert.ok(payload.length > 1000, 'the packed orb carries the bundle');
     assert.equal(gunzipSync(Buffer.from(payload, 'base64')).toString('utf8'), bundle, 'the carried bundle is the built one');
     const orb = yaml.load(packed) as Orb;
-    for (const step of compileJob(orb, 'build_with_cache', { image: 'x/y' }).steps) {
+    for (const step of compileJob(orb, 'build-with-cache', { image: 'x/y' }).steps) {
       if (step.kind !== 'run') continue;
       const script = step.command.replace(payload, '');
       assert.doesNotMatch(script, /\beval\b|<< *parameters|\$\(\s*echo \$PARAM/, `${step.name} runs no user text as code`);

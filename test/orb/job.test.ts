@@ -20,7 +20,7 @@ function explain(job: JobResult): string {
   return job.output.slice(-4000);
 }
 
-describe('the packed orb\'s build_with_cache job, run as CircleCI would', { timeout: 900_000 }, () => {
+describe('the packed orb\'s build-with-cache job, run as CircleCI would', { timeout: 900_000 }, () => {
   let orbText = '';
   const repo = uniqueRepo('orb');
   const app = appCopy();
@@ -34,7 +34,7 @@ describe('the packed orb\'s build_with_cache job, run as CircleCI would', { time
   const job = (env: Record<string, string>, params: Record<string, string | boolean> = {}) =>
     runOrbJob({
       orbText,
-      job: 'build_with_cache',
+      job: 'build-with-cache',
       params: { image: repo, registry: '127.0.0.1:5000', buildkit: 'true', ...params },
       checkout: app,
       dockerCli: BUILDKIT_CLI,
@@ -81,7 +81,7 @@ describe('the packed orb\'s build_with_cache job, run as CircleCI would', { time
   it('with the registry down, the job still builds read-only', () => {
     const down = runOrbJob({
       orbText,
-      job: 'build_with_cache',
+      job: 'build-with-cache',
       params: { image: '127.0.0.1:5999/down/app', registry: '127.0.0.1:5999', buildkit: 'true' },
       checkout: app,
       dockerCli: BUILDKIT_CLI,

@@ -29,7 +29,7 @@ describe('packing the orb', () => {
 
   it('keeps every environment string well under the 128 KiB Linux limit', () => {
     const orb = yaml.load(packOrb(source, ROOT, bundle)) as Orb;
-    const job = compileJob(orb, 'build_with_cache', { image: 'myorg/app' });
+    const job = compileJob(orb, 'build-with-cache', { image: 'myorg/app' });
     for (const step of job.steps) {
       if (step.kind !== 'run') continue;
       for (const [key, value] of Object.entries(step.environment)) assert.ok(Buffer.byteLength(`${key}=${value}`) < 4096, `${key} is small`);

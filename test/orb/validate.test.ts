@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import yaml from 'js-yaml';
 import { validateOrb } from '../../src/orb/validate.ts';
 import { ROOT } from '../support/env.ts';
 
@@ -89,6 +90,7 @@ const FIXTURES: { rule: string; what: string; change: (orb: string) => string; l
   { rule: 'RC009', what: 'a long inline shell command', change: (o) => o.replace('          command: echo "hello $PARAM_WHO"', '          command: |\n            a=1\n            b=2\n            c=3\n            d=4\n            e=5\n            echo "$a$b$c$d$e"') },
   { rule: 'RC010', what: 'a dash in a component name', change: (o) => o.replace(/greet/g, 'say-hi') },
   { rule: 'RC010', what: 'a dash in a parameter key', change: (o) => o.replace('      loud:', '      be-loud:') },
+  { rule: 'ORB020', what: 'a run command over 100 KiB (one Linux argument is 128 KiB at most)', change: (o) => o.replace('command: echo "hello $PARAM_WHO"', `command: echo "hello $PARAM_WHO" ${'x'.repeat(101 * 1024)}`) },
   { rule: 'RC011', what: 'an example importing an older major version', change: (o) => o.replace('ns/orb@1.0.0', 'ns/orb@0.9.0') },
   {
     rule: 'RC012',
@@ -113,10 +115,30 @@ describe('validate-orb', () => {
     });
   }
 
-  it('passes the real orb source and the packed orb', () => {
+  it('passes the real orb source and the packed orb, with RC010 skipped for build-with-cache and the reason given', () => {
     for (const file of ['orb.yml', 'dist/orb.yml']) {
-      const findings = validateOrb(readFileSync(join(ROOT, file), 'utf8'), { baseDir: join(ROOT, file.startsWith('dist') ? 'dist' : '.'), major: 1, shellcheck: true });
-      assert.deepEqual(findings, [], file);
+      const all = validateOrb(readFileSync(join(ROOT, file), 'utf8'), { baseDir: join(ROOT, file.startsWith('dist') ? 'dist' : '.'), major: 1, shellcheck: true });
+      assert.deepEqual(all.filter((f) => !f.skipped), [], file);
+      assert.deepEqual(all.filter((f) => f.skipped).map((f) => [f.rule, /build-with-cache/.test(f.message), /promised/.test(f.fix)]), [['RC010', true, true]], file);
     }
+  });
+
+  it('a rule is skipped only where a comment right above says so, with a reason', () => {
+    const dashed = VALID.replace(/greet/g, 'say-hi');
+    const allowed = dashed.replace('  say-hi:\n    description: Say hello.', '  # validate-orb: allow RC010: a name users know\n  say-hi:\n    description: Say hello.');
+    assert.notEqual(allowed, dashed);
+    const findings = check(allowed);
+    assert.ok(findings.some((f) => f.rule === 'RC010' && f.skipped && f.fix.includes('a name users know')), JSON.stringify(findings));
+    assert.ok(!findings.some((f) => !f.skipped), JSON.stringify(findings));
+    assert.ok(check(dashed).some((f) => f.rule === 'RC010' && !f.skipped), 'without the comment it is a finding');
+    const farAbove = dashed.replace('commands:\n', '# validate-orb: allow RC010: too far away\ncommands:\n');
+    assert.ok(check(farAbove).some((f) => f.rule === 'RC010' && !f.skipped), 'a comment elsewhere skips nothing');
+  });
+
+  it('keeps each install step of the packed orb under 100 KiB', () => {
+    const packed = yaml.load(readFileSync(join(ROOT, 'dist', 'orb.yml'), 'utf8')) as { commands: { install: { steps: { run: { command: string } }[] } } };
+    const sizes = packed.commands.install.steps.map((s) => Buffer.byteLength(s.run.command));
+    assert.equal(sizes.length, 2);
+    for (const size of sizes) assert.ok(size < 100 * 1024, `${size} bytes`);
   });
 });
