@@ -8,6 +8,8 @@ export const ExitCode = {
   engineUnreachable: 5,
   buildFailed: 6,
   deployFailed: 7,
+  /** prune: the registry refused a delete (not enabled, or no rights). */
+  deleteRefused: 8,
   interrupted: 130,
   terminated: 143,
 } as const;

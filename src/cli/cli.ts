@@ -15,6 +15,7 @@ import { formatMarkdown, formatSummary, type RunReport } from '../report/report.
 import { execute } from '../run.js';
 import { argsFromOrbParams } from './orb-params.js';
 import { orbLogin } from './orb-login.js';
+import { runPrune } from '../prune/cli.js';
 import type { RunContext } from '../context.js';
 
 function orbEnvironment(ctx: RunContext) {
@@ -30,8 +31,11 @@ const EPILOG = `Examples:
   docker-build-remote-cache myorg/app --branch feature/x --no-push --report report.json
 
 Every option that is not the helper's goes to each docker build untouched.
+  docker-build-remote-cache prune myorg/app --live-branches live.txt [--delete]   (see prune --help)
+
 Exit codes: 0 ok, 2 usage, 3 bad input, 4 no docker CLI, 5 engine unreachable,
-6 build failed, 7 deploy push failed, 130 SIGINT, 143 SIGTERM, 1 internal error.`;
+6 build failed, 7 deploy push failed, 8 prune: the registry refused a delete,
+130 SIGINT, 143 SIGTERM, 1 internal error.`;
 
 function parseHelperArgs(helperArgv: string[]): ParsedHelperArgs | 'exit' {
   let output = '';
@@ -87,6 +91,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   let options: Options | undefined;
   try {
+    if (argv[0] === 'prune') {
+      const configDir = readContext().dockerConfigDir;
+      return await runPrune(argv.slice(1), {
+        registry: (timeoutMs) => httpRegistry({ timeoutMs, credentials: (domain) => dockerCredentials(configDir, domain, execaRunner) }),
+        log,
+        readStdin,
+        now: Date.now,
+      });
+    }
     if (argv[0] === '--login-from-env') {
       const ctx = readContext();
       await orbLogin(ctx, new Docker(argv.includes('--docker') ? (argv[argv.indexOf('--docker') + 1] ?? 'docker') : 'docker', execaRunner), log, (s) => secrets.push(s));

@@ -431,7 +431,8 @@ export class CacheOps {
       try {
         const manifest = await this.registry.getManifest(ref);
         const body = JSON.parse(manifest.body.toString('utf8')) as { annotations?: Record<string, string> };
-        body.annotations = { ...body.annotations, [STEP_SECONDS]: JSON.stringify(Object.fromEntries(seconds)) };
+        // And when it was written: a registry cache has no image config with a `created` (prune reads this).
+        body.annotations = { ...body.annotations, [STEP_SECONDS]: JSON.stringify(Object.fromEntries(seconds)), 'org.docker-build-remote-cache.created': new Date().toISOString() };
         await this.registry.putManifest(ref, { body: Buffer.from(JSON.stringify(body)), mediaType: manifest.mediaType, digest: '' });
         return { ok: true, message: '' };
       } catch (error) {

@@ -42,6 +42,10 @@ export interface Credentials {
 export interface RegistryApi {
   /** The manifest's digest, or undefined when the tag does not exist. */
   head(ref: ImageRef): Promise<ManifestInfo | undefined>;
+  /** Every tag of a repository, page by page (`n`, then the `Link` header's next page). */
+  tags(repo: Pick<ImageRef, 'domain' | 'path'>, pageSize?: number): Promise<string[]>;
+  /** Deletes a manifest by digest (`ref.tag` is the digest): every tag pointing at it goes with it. */
+  deleteManifest(ref: ImageRef): Promise<void>;
   getManifest(ref: ImageRef): Promise<Manifest>;
   putManifest(ref: ImageRef, manifest: Manifest): Promise<void>;
   /** The manifest and the parsed config of a single-platform image. */
@@ -205,6 +209,26 @@ export function httpRegistry(options: HttpRegistryOptions): RegistryApi {
   }
 
   const api: RegistryApi = {
+    async tags(repo, pageSize = 1000) {
+      const tags: string[] = [];
+      let path: string | undefined = `tags/list?n=${pageSize}`;
+      for (let page = 0; path !== undefined && page < 100_000; page++) {
+        const response = await request(repo, 'GET', path);
+        if (response.status === 404) return tags;
+        if (!response.ok) throw await failure(response, `listing the tags of ${repo.path}`);
+        const body = (await response.json()) as { tags?: string[] | null };
+        tags.push(...(body.tags ?? []));
+        // Link: </v2/REPO/tags/list?last=x&n=1000>; rel="next"
+        const next = /<([^>]+)>;\s*rel="?next"?/.exec(response.headers.get('link') ?? '')?.[1];
+        path = next === undefined ? undefined : next.replace(/^.*\/tags\/list/, 'tags/list');
+      }
+      return tags;
+    },
+    async deleteManifest(ref) {
+      const response = await request(ref, 'DELETE', `manifests/${ref.tag}`, { push: true });
+      if (response.status !== 202 && response.status !== 200) throw await failure(response, `deleting ${ref.path}@${ref.tag}`);
+      await response.arrayBuffer().catch(() => undefined);
+    },
     async head(ref) {
       const response = await request(ref, 'HEAD', `manifests/${ref.tag}`, { headers: { accept: MANIFEST_TYPES.join(', ') } });
       if (response.status === 404) return undefined;
