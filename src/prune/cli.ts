@@ -40,7 +40,9 @@ function table(result: PruneResult): string {
 export async function runPrune(argv: readonly string[], deps: PruneDeps): Promise<number> {
   let help = '';
   let failure: Error | undefined;
-  const args = yargs([...argv])
+  // yargs reads a lone "-" as a positional argument, not as the option's value.
+  const given = argv.map((arg, i) => (arg === '-' && argv[i - 1] === '--live-branches' ? '\u0000stdin' : arg));
+  const args = yargs([...given])
     .scriptName('docker-build-remote-cache prune')
     .usage('$0 IMAGE --live-branches FILE|- [--delete]\n\nLists every cache tag of IMAGE\'s cache repository with its branch scope, age and\nverdict; with --delete, removes the caches of branches that are gone. Deploy tags,\ndefault-branch and unprefixed caches are never touched.')
     .options(OPTIONS)
@@ -50,7 +52,7 @@ export async function runPrune(argv: readonly string[], deps: PruneDeps): Promis
     .fail((message, error) => {
       failure = error ?? usageError(message, 'see prune --help');
     })
-    .parseSync([...argv], {}, (_e, _a, text) => {
+    .parseSync([...given], {}, (_e, _a, text) => {
       help = text;
     }) as unknown as { _: (string | number)[]; 'cache-repo'?: string; 'live-branches'?: string; 'older-than'?: number; 'default-branch'?: string[]; delete: boolean; 'allow-empty': boolean; report?: string; timeout: number; concurrency: number };
   if (failure) throw failure instanceof UserError ? failure : usageError(failure.message, 'see prune --help');
@@ -67,9 +69,9 @@ export async function runPrune(argv: readonly string[], deps: PruneDeps): Promis
   const repo = args['cache-repo'] === undefined ? { domain: image.domain, path: image.path } : parseRepository(args['cache-repo']);
   let listText: string;
   try {
-    listText = args['live-branches'] === '-' ? await deps.readStdin() : await readFile(args['live-branches'], 'utf8');
+    listText = args['live-branches'] === '\u0000stdin' ? await deps.readStdin() : await readFile(args['live-branches'], 'utf8');
   } catch (error) {
-    throw inputError(`cannot read --live-branches ${args['live-branches']} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw inputError(`cannot read --live-branches ${args['live-branches'].replace('\u0000stdin', '-')} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   const liveBranches = readBranchList(listText);
   if (liveBranches.length === 0 && !args['allow-empty']) {

@@ -141,7 +141,8 @@ export async function prune(registry: RegistryApi, options: PruneOptions): Promi
   // Tags whose manifest a kept tag shares: each pointed at a manifest of its own, which is deleted.
   if (shared.length > 0) {
     let configReady: Promise<unknown> | undefined;
-    await mapLimit(shared, options.concurrency, async (row) => {
+    // One at a time: the registry resolves a manifest delete against every tag of the repository.
+    await mapLimit(shared, 1, async (row) => {
       try {
         configReady ??= registry.hasBlob(repo, digestOf(EMPTY_CONFIG)).then((has) => (has ? undefined : registry.pushBlob(repo, EMPTY_CONFIG)));
         await configReady;
