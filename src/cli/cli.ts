@@ -13,7 +13,7 @@ import { normaliseOptions, type Options, type ParsedHelperArgs } from './options
 import { dockerCredentials, httpRegistry } from '../registry/registry.js';
 import { formatMarkdown, formatSummary, type RunReport } from '../report/report.js';
 import { execute } from '../run.js';
-import { argsFromOrbParams } from './orb-params.js';
+import { argsFromOrbParams, pruneArgsFromOrbParams } from './orb-params.js';
 import { orbLogin } from './orb-login.js';
 import { runPrune } from '../prune/cli.js';
 import type { RunContext } from '../context.js';
@@ -92,8 +92,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   let options: Options | undefined;
   try {
     if (argv[0] === 'prune') {
-      const configDir = readContext().dockerConfigDir;
-      return await runPrune(argv.slice(1), {
+      const ctx = readContext();
+      const configDir = ctx.dockerConfigDir;
+      // The orb's prune command passes its parameters as PARAM_* variables.
+      const pruneArgv = argv[1] === '--params-from-env' ? pruneArgsFromOrbParams(ctx.orbParams) : argv.slice(1);
+      if (argv[1] === '--params-from-env') log.info(`options from the orb's parameters: prune ${pruneArgv.map(displayArg).join(' ')}`);
+      return await runPrune(pruneArgv, {
         registry: (timeoutMs) => httpRegistry({ timeoutMs, credentials: (domain) => dockerCredentials(configDir, domain, execaRunner) }),
         log,
         readStdin,

@@ -94,3 +94,24 @@ export function argsFromOrbParams(env: OrbEnvironment): string[] {
   args.push(present(p.PARAM_CONTEXT) ?? '.');
   return args;
 }
+
+/** The prune command's PARAM_* variables as `prune`'s command line. */
+export function pruneArgsFromOrbParams(params: Readonly<Record<string, string | undefined>>): string[] {
+  const value = (name: string): string | undefined => {
+    const v = params[name]?.trim();
+    return v === undefined || v === '' || v === '<nil>' ? undefined : v;
+  };
+  const image = value('PARAM_IMAGE');
+  if (image === undefined) throw usageError('the prune command needs its image parameter');
+  const args = [image, '--live-branches', value('PARAM_LIVE_BRANCHES_FILE') ?? '/tmp/docker-build-remote-cache-live-branches.txt'];
+  const cacheRepo = value('PARAM_CACHE_REPO');
+  if (cacheRepo !== undefined) args.push('--cache-repo', cacheRepo);
+  const defaults = value('PARAM_DEFAULT_BRANCHES');
+  if (defaults !== undefined) args.push('--default-branch', defaults);
+  const days = value('PARAM_OLDER_THAN_DAYS');
+  if (days !== undefined && days !== '0') args.push('--older-than', days);
+  if (value('PARAM_DELETE') === 'true' || value('PARAM_DELETE') === '1') args.push('--delete');
+  const report = value('PARAM_REPORT');
+  if (report !== undefined) args.push('--report', report);
+  return args;
+}

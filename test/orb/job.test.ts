@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { BUILDKIT_CLI, ROOT, STRATEGY, appCopy, cleanup, ensureTestEnv, registryDigest, registryTags, uniqueRepo } from '../support/env.ts';
+import { BUILDKIT_CLI, REGISTRY, ROOT, STRATEGY, appCopy, cleanup, ensureTestEnv, registryDigest, registryTags, uniqueRepo } from '../support/env.ts';
 import { runOrbJob, type JobResult } from './harness.ts';
 
 const PASSWORD = `pw-${Math.random().toString(36).slice(2)}-not-for-logs`;
@@ -91,5 +93,72 @@ describe('the packed orb\'s build-with-cache job, run as CircleCI would', { time
     assert.match(down.output, /registry 127\.0\.0\.1:5999 is unreachable/);
     assert.match(down.output, /tagged 127\.0\.0\.1:5999\/down\/app:dddd4444 \(not pushed/);
     cleanup(app);
+  });
+});
+
+describe('the packed orb\'s prune-caches job, run as a scheduled pipeline would', { timeout: 300_000 }, () => {
+  const repo = uniqueRepo('orb-prune');
+  const path = repo.slice(repo.indexOf('/') + 1);
+  let checkout: string;
+
+  before(async () => {
+    ensureTestEnv();
+    // The project: a clone whose origin has main and feature/live; feature/gone was deleted there.
+    const root = mkdtempSync(join(tmpdir(), 'drc-orb-prune-'));
+    const git = (cwd: string, ...args: string[]): void => void execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, stdio: 'ignore' });
+    git(root, 'init', '-q', '--bare', 'origin.git');
+    git(root, 'clone', '-q', join(root, 'origin.git'), 'project');
+    checkout = join(root, 'project');
+    writeFileSync(join(checkout, 'README'), 'x\n');
+    git(checkout, 'add', 'README');
+    git(checkout, 'commit', '-q', '-m', 'init');
+    git(checkout, 'push', '-q', 'origin', 'HEAD:refs/heads/main', 'HEAD:refs/heads/feature/live');
+    // Cache tags of three branches, through the registry API (one manifest each, so each can go alone).
+    const base = `http://${REGISTRY}/v2/drc-test/busybox/manifests/2`;
+    const manifest = await fetch(base, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    const body = Buffer.from(await manifest.arrayBuffer());
+    const type = manifest.headers.get('content-type') ?? '';
+    // Blobs are per repository: mount the base's into this one first.
+    for (const blob of [(JSON.parse(body.toString()) as { config: { digest: string } }).config.digest, ...(JSON.parse(body.toString()) as { layers: { digest: string }[] }).layers.map((l) => l.digest)]) {
+      await fetch(`http://${REGISTRY}/v2/${path}/blobs/uploads/?mount=${blob}&from=drc-test/busybox`, { method: 'POST' });
+    }
+    const variant = (label: string): Buffer => {
+      const parsed = JSON.parse(body.toString()) as Record<string, unknown>;
+      return Buffer.from(JSON.stringify({ ...parsed, annotations: { label } }));
+    };
+    for (const tag of ['main', 'main__deps', 'feature.live', 'feature.live__deps', 'feature.gone', 'feature.gone__deps', 'deploy-1']) {
+      const put = await fetch(`http://${REGISTRY}/v2/${path}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': type }, body: new Uint8Array(variant(tag === 'deploy-1' ? 'feature.gone' : tag)) });
+      assert.equal(put.status, 201, await put.text());
+    }
+  });
+
+  const job = (params: Record<string, string | boolean | number>) =>
+    runOrbJob({
+      orbText: readFileSync(join(ROOT, 'dist', 'orb.yml'), 'utf8'),
+      job: 'prune-caches',
+      params: { image: repo, registry: '127.0.0.1:5000', ...params },
+      checkout,
+      dockerCli: BUILDKIT_CLI,
+      env: { DOCKER_LOGIN: 'ci-bot', DOCKER_PASSWORD: PASSWORD, CIRCLE_BRANCH: 'main' },
+    });
+
+  it('without delete: prints the table, stores the report, removes nothing', async () => {
+    const dry = job({});
+    assert.ok(dry.ok, explain(dry));
+    assert.match(dry.output, /feature\.gone__deps\s+inline\s+branch feature\.gone\s+\S+\s+delete\s+gone/);
+    assert.match(dry.output, /feature\.live__deps\s+inline\s+branch feature\.live\s+\S+\s+keep\s+live branch/);
+    const stored = JSON.parse(readFileSync(join(dry.artifacts, 'docker-build-remote-cache', 'prune-report.json'), 'utf8')) as { rows: unknown[]; deleted: boolean };
+    assert.equal(stored.deleted, false);
+    assert.equal(stored.rows.length, 6);
+    assert.equal((await registryTags(repo)).length, 7);
+  });
+
+  it('with delete: the gone branch\'s tags go, the deploy tag sharing its manifest stays', async () => {
+    const deployDigest = await registryDigest(repo, 'deploy-1');
+    const run = job({ delete: true });
+    assert.ok(run.ok, explain(run));
+    assert.deepEqual(await registryTags(repo), ['deploy-1', 'feature.live', 'feature.live__deps', 'main', 'main__deps']);
+    assert.equal(await registryDigest(repo, 'deploy-1'), deployDigest);
+    assert.ok(!run.output.includes(PASSWORD));
   });
 });

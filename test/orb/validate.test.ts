@@ -115,11 +115,11 @@ describe('validate-orb', () => {
     });
   }
 
-  it('passes the real orb source and the packed orb, with RC010 skipped for build-with-cache and the reason given', () => {
+  it('passes the real orb source and the packed orb, with RC010 skipped for build-with-cache and prune-caches and the reason given', () => {
     for (const file of ['orb.yml', 'dist/orb.yml']) {
       const all = validateOrb(readFileSync(join(ROOT, file), 'utf8'), { baseDir: join(ROOT, file.startsWith('dist') ? 'dist' : '.'), major: 1, shellcheck: true });
       assert.deepEqual(all.filter((f) => !f.skipped), [], file);
-      assert.deepEqual(all.filter((f) => f.skipped).map((f) => [f.rule, /build-with-cache/.test(f.message), /promised/.test(f.fix)]), [['RC010', true, true]], file);
+      assert.deepEqual(all.filter((f) => f.skipped).map((f) => [f.rule, /"(build-with-cache|prune-caches)"/.exec(f.message)?.[1], /promised/.test(f.fix)]), [['RC010', 'build-with-cache', true], ['RC010', 'prune-caches', true]], file);
     }
   });
 
