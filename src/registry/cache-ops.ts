@@ -2,7 +2,7 @@ import type { Docker } from '../engine/docker.js';
 import { firstLine, tail } from '../errors.js';
 import { formatRef, type ImageRef } from '../plan/image-ref.js';
 import type { Logger } from '../log.js';
-import { RegistryError, type RegistryApi } from './registry.js';
+import { type Manifest, RegistryError, type RegistryApi } from './registry.js';
 
 type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
@@ -51,6 +51,8 @@ export class CacheOps {
   private readonly noPushRights = new Set<string>();
   /** Manifests and configs read from the registry, by reference; dropped when this run writes the tag. */
   private readonly images = new Map<string, Promise<RemoteImage | undefined>>();
+  /** Manifests read this run, by reference: the registry-cache path reads each cache's several times (sizes, step times, blobs). */
+  private readonly manifests = new Map<string, Promise<Manifest | undefined>>();
   /**
    * Layers this run uploaded itself: the registry has them, but docker push does
    * not know that and would compress and upload them again.
@@ -416,7 +418,9 @@ export class CacheOps {
   async cacheStepSeconds(ref: ImageRef): Promise<Map<string, number>> {
     if (this.isDown(ref)) return new Map();
     try {
-      const body = JSON.parse((await this.registry.getManifest(ref)).body.toString('utf8')) as { annotations?: Record<string, string> };
+      const manifest = await this.manifest(ref);
+      if (!manifest) return new Map();
+      const body = JSON.parse(manifest.body.toString('utf8')) as { annotations?: Record<string, string> };
       const record = JSON.parse(body.annotations?.[STEP_SECONDS] ?? '{}') as Record<string, unknown>;
       return new Map(Object.entries(record).filter((e): e is [string, number] => typeof e[1] === 'number'));
     } catch {
@@ -452,7 +456,7 @@ export class CacheOps {
   async blobSizes(refs: readonly ImageRef[]): Promise<Map<string, number>> {
     const sizes = new Map<string, number>();
     const visit = async (ref: ImageRef, depth: number): Promise<void> => {
-      const manifest = await this.registry.getManifest(ref).catch(() => undefined);
+      const manifest = await this.manifest(ref);
       if (!manifest) return;
       const body = JSON.parse(manifest.body.toString('utf8')) as { config?: Blob; layers?: Blob[]; manifests?: Blob[] };
       for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? [])]) sizes.set(blob.digest, blob.size);
@@ -500,8 +504,21 @@ export class CacheOps {
     return pending;
   }
 
-  private forget(ref: ImageRef): void {
+  /** A manifest, read once per run and reference (undefined when it cannot be read). */
+  private manifest(ref: ImageRef): Promise<Manifest | undefined> {
+    const key = formatRef(ref);
+    let pending = this.manifests.get(key);
+    if (!pending) {
+      pending = this.registry.getManifest(ref).catch(() => undefined);
+      this.manifests.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** After this run wrote `ref` (a push, a copy, a cache export): what was read of it is stale. */
+  forget(ref: ImageRef): void {
     this.images.delete(formatRef(ref));
+    this.manifests.delete(formatRef(ref));
   }
 }
 

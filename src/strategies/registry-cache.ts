@@ -287,6 +287,8 @@ async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: I
     ctx.log.warn(`could not export the registry cache ${formatRef(to)} (${why}); the build goes on, the next run may be slower`);
     return false;
   }
+  // The export rewrote `to`: what this run read of it before is stale.
+  ctx.ops.forget(to);
   const [bytes] = await Promise.all([
     ctx.ops.blobSizes([to]).then((sizes) => known.take(repositoryOf(to), sizes)),
     // Before any copy of it to another scope, so that the copies carry the step times too.
