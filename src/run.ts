@@ -4,7 +4,7 @@ import { buildTargetThenExport, buildStageByStage, type StrategyContext } from '
 import { CacheOps } from './registry/cache-ops.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './engine/docker.js';
-import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stageStepCount, stagesFor, withStageNames } from './dockerfile/dockerfile.js';
+import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stageHistoryEntries, stageStepCount, stagesFor, withStageNames } from './dockerfile/dockerfile.js';
 import { withDockerfile, writeDockerfileCopy } from './dockerfile/copy.js';
 import { ExitCode, tail, UserError, inputError } from './errors.js';
 import type { Runner } from './engine/exec.js';
@@ -98,6 +98,7 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     checkpoint: stageCheckpoint(buildText, s.index, fromIsStep(s)),
     buildkitSteps: stageStepCount(text, s.index, fromIsStep(s)),
     ownSteps: stageStepCount(text, s.index, false),
+    historyEntries: stageHistoryEntries(text, s.index),
   }));
   return { inputs, namedText: given.size > 0 ? buildText : undefined };
 }
@@ -236,8 +237,11 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     totalSeconds: 0,
   };
   let reason = '';
+  let deferInlineCache = false;
   const useBuilder = (caps: DockerCapabilities | undefined): void => {
     const chosen = pickStrategy(options, deps.ctx, caps);
+    // buildx's BuildKit on the classic store: see deferredInlineCache (per-stage.ts).
+    deferInlineCache = chosen.kind === 'inline' && caps?.hasBuildx === true;
     plan = planFor(chosen.kind);
     reason = chosen.reason;
     report.builder = plan.builder;
@@ -297,7 +301,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const target = plan.stages[plan.stages.length - 1];
   const deploys = new DeployHandoff();
   if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
-  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, inlineCacheDropped: new Set(), timed };
+  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, inlineCacheDropped: new Set(), deferInlineCache, timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
   const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;
@@ -308,7 +312,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   if (!deploying) deploys.end();
 
   // Reads cache image histories from the registry only: no need to wait for the pushes.
-  const savings = estimateSavings(report, ops);
+  const savings = estimateSavings(report, ops, plan);
   await timed('push caches', async () => {
     if (pushes.length === 0) log.info('no stage cache to write');
     const all = Promise.all(pushes);
@@ -371,11 +375,12 @@ function printDryRun(plan: Plan, options: Options, reason: string): void {
 
 
 /** Fills each stage's time-saved estimate from the history of the cache it used. */
-async function estimateSavings(report: RunReport, ops: CacheOps): Promise<void> {
+async function estimateSavings(report: RunReport, ops: CacheOps, plan: Plan): Promise<void> {
   await Promise.all(
     report.stages.map(async (stage) => {
       if (!stage.cacheUsed || stage.cachedInstructions.length === 0) return;
-      const durations = await ops.stepDurations(parseImageRef(stage.cacheUsed.ref));
+      const own = plan.stages.find((s) => s.key === stage.stage)?.historyEntries;
+      const durations = await ops.stepDurations(parseImageRef(stage.cacheUsed.ref), own);
       if (durations) stage.savedSeconds = savedSeconds(stage.cachedInstructions, durations);
     }),
   );

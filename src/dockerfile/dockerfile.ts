@@ -343,6 +343,32 @@ export function stageStepCount(text: string, stageIndex: number, fromIsStep: boo
   return stage >= stageIndex ? count : undefined;
 }
 
+/** Instructions that leave an entry in the image's history with either builder (ARG only with the classic one). */
+const HISTORY_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir', 'env', 'label', 'cmd', 'entrypoint', 'expose', 'user', 'volume', 'stopsignal', 'healthcheck', 'shell', 'maintainer']);
+
+/**
+ * How many history entries a stage's own instructions leave at least (undefined with
+ * ONBUILD, whose triggers add unknown ones). Too few is safe: a step's time is then
+ * not estimated; too many would measure a step against its base image's age.
+ */
+export function stageHistoryEntries(text: string, stageIndex: number): number | undefined {
+  const escape = readEscape(text.split(/\r\n|\n|\r/));
+  let stage = -1;
+  let count = 0;
+  for (const { text: logical } of logicalLines(text, escape)) {
+    const instruction = (/^(\S+)/.exec(logical)?.[1] ?? '').toLowerCase();
+    if (instruction === 'from') {
+      stage++;
+      if (stage > stageIndex) break;
+      continue;
+    }
+    if (stage !== stageIndex) continue;
+    if (instruction === 'onbuild') return undefined;
+    if (HISTORY_INSTRUCTIONS.has(instruction)) count++;
+  }
+  return stage >= stageIndex ? count : undefined;
+}
+
 export function stageCheckpoint(text: string, stageIndex: number, fromIsStep: boolean): StageCheckpoint | undefined {
   const escape = readEscape(text.split(/\r\n|\n|\r/));
   const lines = logicalLines(text, escape);

@@ -52,6 +52,8 @@ export interface PlannedStage {
   readonly buildkitSteps: number | undefined;
   /** Its steps as the report counts them (BuildKit's, without FROM), when known. */
   readonly ownSteps: number | undefined;
+  /** How many history entries its own instructions leave at least (dockerfile.ts stageHistoryEntries). */
+  readonly historyEntries: number | undefined;
 }
 
 export interface Plan {
@@ -91,6 +93,7 @@ export interface StageInput {
   readonly checkpoint?: StageCheckpoint | undefined;
   readonly buildkitSteps?: number | undefined;
   readonly ownSteps?: number | undefined;
+  readonly historyEntries?: number | undefined;
 }
 
 export interface PlanInput {
@@ -202,6 +205,7 @@ export function makePlan(input: PlanInput): Plan {
       checkpoint: stage.checkpoint,
       buildkitSteps: stage.buildkitSteps,
       ownSteps: stage.ownSteps,
+      historyEntries: stage.historyEntries,
     };
   });
 
@@ -234,7 +238,7 @@ export type Resolution = ReadonlyMap<string, readonly CacheCandidate[]>;
  * this run's target build, so every step is a local hit and no cache source is
  * needed (BuildKit).
  */
-export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resolution, builtThisRun: ReadonlySet<string>, exportOnly = false): DockerInvocation {
+export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resolution, builtThisRun: ReadonlySet<string>, exportOnly = false, inlineCache = true): DockerInvocation {
   const args = ['build'];
   if (stage.targetArg !== undefined) args.push('--target', stage.targetArg);
   // Tagged for keeping by the build itself: no docker tag per stage at the end of the run.
@@ -255,7 +259,7 @@ export function buildInvocation(plan: Plan, stage: PlannedStage, resolved: Resol
     }
   }
   for (const ref of cacheFrom) args.push('--cache-from', ref);
-  if (plan.builder === 'buildkit') args.push('--build-arg', 'BUILDKIT_INLINE_CACHE=1');
+  if (plan.builder === 'buildkit' && inlineCache) args.push('--build-arg', 'BUILDKIT_INLINE_CACHE=1');
   args.push(...plan.passthrough, plan.context);
   const env: Record<string, string> =
     plan.builder === 'buildkit' ? { DOCKER_BUILDKIT: '1', BUILDKIT_PROGRESS: 'plain' } : { DOCKER_BUILDKIT: '0' };

@@ -405,9 +405,10 @@ export class CacheOps {
   }
 
   /** How long each step of a remote image took when it was built (from its history). */
-  async stepDurations(ref: ImageRef): Promise<Map<string, number> | undefined> {
+  /** The step times in a cache image's history; `ownEntries`: how many of its last entries are the stage's own. */
+  async stepDurations(ref: ImageRef, ownEntries?: number): Promise<Map<string, number> | undefined> {
     const image = await this.image(ref);
-    return image ? stepDurations((image.config.history as HistoryEntry[] | undefined) ?? []) : undefined;
+    return image ? stepDurations((image.config.history as HistoryEntry[] | undefined) ?? [], ownEntries) : undefined;
   }
 
   /**

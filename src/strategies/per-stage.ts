@@ -29,6 +29,13 @@ export interface StrategyContext {
   readonly traffic?: PhaseTraffic;
   /** Stages built without inline cache after the engine failed to write it (execBuild). */
   readonly inlineCacheDropped: Set<string>;
+  /**
+   * Build the target with every cache but without inline cache, and write the inline
+   * cache afterwards from local hits only (deferredInlineCache): buildx's BuildKit
+   * (Docker 26+) on the classic store, whose inline-cache export faults when several
+   * cache images share layers.
+   */
+  readonly deferInlineCache?: boolean;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 
@@ -66,11 +73,11 @@ async function execBuild(ctx: StrategyContext, stage: PlannedStage, invocation: 
 type Written = Map<string, Promise<CacheCandidate | undefined>>;
 
 /** Starts a stage's cache write and records it, so later stages can repair from it. */
-function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: Written, stage: PlannedStage, stageReport: StageReport, knownUnchanged: boolean): void {
+function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: Written, stage: PlannedStage, stageReport: StageReport, knownUnchanged: boolean, sameAs?: CacheCandidate): void {
+  const source = sameAs ?? ctx.resolved.get(stage.key)?.[0];
   if (ctx.inlineCacheDropped.has(stage.key) && !knownUnchanged) {
     // The image has no inline cache: it must not become the cache. When every step was a
     // hit, the cache it came from is as good, and the tags this run writes point at it.
-    const source = ctx.resolved.get(stage.key)?.[0];
     const allCached = stageReport.steps !== null && stageReport.steps.cached === stageReport.steps.total;
     const copies = (async (): Promise<CacheCandidate | undefined> => {
       for (const write of stage.writes) {
@@ -101,7 +108,7 @@ function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: W
   // stage that only copies from another is pushed beside that one's push; the repair
   // after it may use every stage it needs.
   const sources: CacheSources = { forPush: () => cachesOf(stage.layersFrom ?? stage.needs), forRepair: () => cachesOf(stage.needs) };
-  const write = pushStageCache(stage, stageReport, ctx.resolved.get(stage.key)?.[0], ctx, knownUnchanged, ctx.plan.builder === 'buildkit' ? sources : undefined);
+  const write = pushStageCache(stage, stageReport, source, ctx, knownUnchanged, ctx.plan.builder === 'buildkit' ? sources : undefined);
   written.set(stage.key, write);
   outcome.pushes.push(write.then(() => undefined));
 }
@@ -353,7 +360,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
     },
   );
 
-  const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built);
+  const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built, false, !ctx.deferInlineCache);
   const phase = `build ${target.key} (target) with every cache`;
   const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built, phase);
   const result = await ctx.timed(phase, async () => {
@@ -367,8 +374,8 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
       cancelSignal: ctx.cancel,
     });
   });
-  watcher.close();
   ctx.traffic?.add(phase, pulledByBuild(ctx, result.all));
+  watcher.close();
   if (ctx.cancel.aborted) return outcome;
   const steps = parseBuildOutput(result.all, 'buildkit');
   const targetReport = stageReportOf(ctx, target);
@@ -386,7 +393,9 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   if (result.exitCode === 0) {
     targetReport.status = 'built';
     outcome.built.add(target.key);
-    startCacheWrite(ctx, outcome, written, target, targetReport, false);
+    const current = ctx.deferInlineCache ? await deferredInlineCache(ctx, target) : undefined;
+    if (current === 'dropped') ctx.inlineCacheDropped.add(target.key);
+    startCacheWrite(ctx, outcome, written, target, targetReport, current !== undefined && current !== 'dropped', current !== undefined && current !== 'dropped' ? current : undefined);
   } else {
     const failedLabel = watcher.failedStage();
     const failed = (failedLabel !== undefined ? byLabel.get(failedLabel) : undefined) ?? target;
@@ -403,4 +412,35 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   });
   outcome.pushes.push(exporting);
   return outcome;
+}
+
+
+/**
+ * With deferInlineCache the target was built without inline cache. The docker driver
+ * on the classic store faults while it writes the inline cache of a build whose steps
+ * came from several cache images sharing layers ("failed to find blob ... in layers";
+ * docs/engines.md: 7 of 8 no-change runs of the test app). When the image has the
+ * layers of a cache found, that cache is current: its tags are kept or copied and
+ * nothing is built again. Otherwise the target is built once more, every step a local
+ * hit and no --cache-from, with inline cache: the image its cache tags get.
+ * Returns the cache that holds the image, undefined once rebuilt, 'dropped' when even
+ * that rebuild could not write it.
+ */
+async function deferredInlineCache(ctx: StrategyContext, target: PlannedStage): Promise<CacheCandidate | 'dropped' | undefined> {
+  const found = ctx.resolved.get(target.key) ?? [];
+  const local = await ctx.docker.diffIds(formatRef(target.localRef));
+  const remote = await Promise.all(found.map((c) => ctx.ops.remoteDiffIds(c.ref)));
+  const same = found.find((_, i) => local !== undefined && remote[i] !== undefined && local.join() === remote[i]?.join());
+  if (same) {
+    ctx.log.info(`${target.key}: the image has the layers of ${formatRef(same.ref)}; its cache is current`);
+    return same;
+  }
+  const invocation = buildInvocation(ctx.plan, target, ctx.resolved, new Set(), true);
+  const result = await ctx.timed(`export ${target.key} (target) with its inline cache`, async () => {
+    ctx.log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
+    return execBuild(ctx, target, invocation, { onOutput: (chunk) => ctx.log.raw(chunk), cancelSignal: ctx.cancel });
+  });
+  if (result.exitCode === 0 && !ctx.inlineCacheDropped.has(target.key)) return undefined;
+  ctx.log.warn(`could not write the inline cache of ${target.key} (docker build exited ${result.exitCode}); its cache tags are left as they were`);
+  return 'dropped';
 }

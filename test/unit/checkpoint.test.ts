@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CheckpointWatch, earlyPart } from '../../src/strategies/legacy/checkpoint.ts';
-import { stageCheckpoint, stageStepCount } from '../../src/dockerfile/dockerfile.ts';
+import { stageCheckpoint, stageHistoryEntries, stageStepCount } from '../../src/dockerfile/dockerfile.ts';
 import type { PlannedStage } from '../../src/plan/plan.ts';
 
 const TWO_STAGE = [
@@ -97,8 +97,18 @@ describe('stageStepCount', () => {
   });
 });
 
+describe('stageHistoryEntries', () => {
+  it('counts the instructions that leave a history entry with either builder, never ARG', () => {
+    const text = 'FROM a AS one\nARG X\nWORKDIR /w\nENV A=1\nCOPY . .\nRUN make\nFROM one AS two\nCMD ["x"]\n';
+    assert.equal(stageHistoryEntries(text, 0), 4);
+    assert.equal(stageHistoryEntries(text, 1), 1);
+    assert.equal(stageHistoryEntries(text, 2), undefined);
+    assert.equal(stageHistoryEntries('FROM a\nONBUILD RUN x\n', 0), undefined);
+  });
+});
+
 describe('earlyPart', () => {
-  const stage = (over: Partial<PlannedStage>): PlannedStage => ({ key: 's', isTarget: false, targetArg: 's', candidates: [], writes: [], registryCandidates: [], registryWrites: [], localRef: { domain: 'drc.local', path: 'a', tag: 't' }, keptRef: { domain: 'drc.local', path: 'a', tag: 'k' }, needs: [], layersFrom: [], baseImage: undefined, checkpoint: undefined, buildkitSteps: 4, ownSteps: 3, ...over });
+  const stage = (over: Partial<PlannedStage>): PlannedStage => ({ key: 's', isTarget: false, targetArg: 's', candidates: [], writes: [], registryCandidates: [], registryWrites: [], localRef: { domain: 'drc.local', path: 'a', tag: 't' }, keptRef: { domain: 'drc.local', path: 'a', tag: 'k' }, needs: [], layersFrom: [], baseImage: undefined, checkpoint: undefined, buildkitSteps: 4, ownSteps: 3, historyEntries: 3, ...over });
 
   it('uploads the dependency part of a stage that has one, in any build', () => {
     const checkpoint = stageCheckpoint(TWO_STAGE, 0, true);
