@@ -393,9 +393,10 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   if (result.exitCode === 0) {
     targetReport.status = 'built';
     outcome.built.add(target.key);
-    const current = ctx.deferInlineCache ? await deferredInlineCache(ctx, target) : undefined;
-    if (current === 'dropped') ctx.inlineCacheDropped.add(target.key);
-    startCacheWrite(ctx, outcome, written, target, targetReport, current !== undefined && current !== 'dropped', current !== undefined && current !== 'dropped' ? current : undefined);
+    const deferred = ctx.deferInlineCache ? await deferredInlineCache(ctx, target) : undefined;
+    if (deferred === 'dropped') ctx.inlineCacheDropped.add(target.key);
+    const current = deferred === 'dropped' ? undefined : deferred;
+    startCacheWrite(ctx, outcome, written, target, targetReport, current !== undefined, current);
   } else {
     const failedLabel = watcher.failedStage();
     const failed = (failedLabel !== undefined ? byLabel.get(failedLabel) : undefined) ?? target;
@@ -413,7 +414,6 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   outcome.pushes.push(exporting);
   return outcome;
 }
-
 
 /**
  * With deferInlineCache the target was built without inline cache. The docker driver
