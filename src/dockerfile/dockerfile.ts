@@ -325,22 +325,8 @@ const VERTEX_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir']);
  * undefined with ONBUILD.
  */
 export function stageStepCount(text: string, stageIndex: number, fromIsStep: boolean): number | undefined {
-  const escape = readEscape(text.split(/\r\n|\n|\r/));
-  let stage = -1;
-  let count = 0;
-  for (const { text: logical } of logicalLines(text, escape)) {
-    const instruction = (/^(\S+)/.exec(logical)?.[1] ?? '').toLowerCase();
-    if (instruction === 'from') {
-      stage++;
-      if (stage > stageIndex) break;
-      if (stage === stageIndex) count = fromIsStep ? 1 : 0;
-      continue;
-    }
-    if (stage !== stageIndex) continue;
-    if (instruction === 'onbuild') return undefined;
-    if (VERTEX_INSTRUCTIONS.has(instruction)) count++;
-  }
-  return stage >= stageIndex ? count : undefined;
+  const own = countStageInstructions(text, stageIndex, VERTEX_INSTRUCTIONS);
+  return own === undefined ? undefined : own + (fromIsStep ? 1 : 0);
 }
 
 /** Instructions that leave an entry in the image's history with either builder (ARG only with the classic one). */
@@ -352,6 +338,11 @@ const HISTORY_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir', 'env', 'l
  * not estimated; too many would measure a step against its base image's age.
  */
 export function stageHistoryEntries(text: string, stageIndex: number): number | undefined {
+  return countStageInstructions(text, stageIndex, HISTORY_INSTRUCTIONS);
+}
+
+/** How many of a stage's instructions are in `counted`; undefined with ONBUILD or when the stage does not exist. */
+function countStageInstructions(text: string, stageIndex: number, counted: ReadonlySet<string>): number | undefined {
   const escape = readEscape(text.split(/\r\n|\n|\r/));
   let stage = -1;
   let count = 0;
@@ -364,7 +355,7 @@ export function stageHistoryEntries(text: string, stageIndex: number): number | 
     }
     if (stage !== stageIndex) continue;
     if (instruction === 'onbuild') return undefined;
-    if (HISTORY_INSTRUCTIONS.has(instruction)) count++;
+    if (counted.has(instruction)) count++;
   }
   return stage >= stageIndex ? count : undefined;
 }
