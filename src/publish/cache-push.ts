@@ -9,7 +9,8 @@ import { classifyFailure } from '../registry/retry.js';
 import { firstLine } from '../errors.js';
 import type { UploadChoice } from '../strategies/legacy/upload-choice.js';
 
-function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+/** Whether two layer lists (diff IDs) are the same image content. */
+export function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   return a !== undefined && b !== undefined && a.length > 0 && a.length === b.length && a.every((d, i) => d === b[i]);
 }
 

@@ -39,8 +39,8 @@ export function stepDurations(history: readonly HistoryEntry[], ownEntries?: num
     const previous = Date.parse(before?.created ?? '');
     const current = Date.parse(entry?.created ?? '');
     const seconds = (current - previous) / 1000;
-    // Without the base's length: BuildKit 0.8 marked its own entries ("# buildkit"), and a
-    // gap of over half an hour is never one step here.
+    // Without the stage's own count: BuildKit 0.8 marked its own entries ("# buildkit"), and
+    // a gap of over half an hour is never one step here.
     const fromBase = baseEntries === undefined && isBuildkitEntry(entry) && !isBuildkitEntry(before);
     if (!Number.isFinite(seconds) || seconds < 0 || seconds > 1800 || fromBase) continue;
     const key = normaliseInstruction(history[i]?.created_by ?? '');

@@ -3,7 +3,7 @@ import type { CacheOps } from '../registry/cache-ops.js';
 import type { DeployHandoff } from '../publish/deploy-handoff.js';
 import type { Moved, PhaseTraffic } from '../report/phase-traffic.js';
 import { buildkitFetches, bytesOfShortIds, fetchedBytes, pullCompleteIds } from '../report/transfers.js';
-import { type CacheSources, pushStageCache } from '../publish/cache-push.js';
+import { type CacheSources, pushStageCache, sameLayers } from '../publish/cache-push.js';
 import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './legacy/checkpoint.js';
 import { type Docker, type DockerInvocation, displayInvocation } from '../engine/docker.js';
 import type { RunResult } from '../engine/exec.js';
@@ -393,9 +393,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   if (result.exitCode === 0) {
     targetReport.status = 'built';
     outcome.built.add(target.key);
-    const deferred = ctx.deferInlineCache ? await deferredInlineCache(ctx, target) : undefined;
-    if (deferred === 'dropped') ctx.inlineCacheDropped.add(target.key);
-    const current = deferred === 'dropped' ? undefined : deferred;
+    const current = ctx.deferInlineCache ? await deferredInlineCache(ctx, target) : undefined;
     startCacheWrite(ctx, outcome, written, target, targetReport, current !== undefined, current);
   } else {
     const failedLabel = watcher.failedStage();
@@ -423,14 +421,14 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
  * layers of a cache found, that cache is current: its tags are kept or copied and
  * nothing is built again. Otherwise the target is built once more, every step a local
  * hit and no --cache-from, with inline cache: the image its cache tags get.
- * Returns the cache that holds the image, undefined once rebuilt, 'dropped' when even
- * that rebuild could not write it.
+ * Returns the cache that holds the image; undefined once rebuilt (a rebuild that could
+ * not write the inline cache marks the target in inlineCacheDropped).
  */
-async function deferredInlineCache(ctx: StrategyContext, target: PlannedStage): Promise<CacheCandidate | 'dropped' | undefined> {
+async function deferredInlineCache(ctx: StrategyContext, target: PlannedStage): Promise<CacheCandidate | undefined> {
   const found = ctx.resolved.get(target.key) ?? [];
   const local = await ctx.docker.diffIds(formatRef(target.localRef));
   const remote = await Promise.all(found.map((c) => ctx.ops.remoteDiffIds(c.ref)));
-  const same = found.find((_, i) => local !== undefined && remote[i] !== undefined && local.join() === remote[i]?.join());
+  const same = found.find((_, i) => sameLayers(local, remote[i]));
   if (same) {
     ctx.log.info(`${target.key}: the image has the layers of ${formatRef(same.ref)}; its cache is current`);
     return same;
@@ -440,7 +438,9 @@ async function deferredInlineCache(ctx: StrategyContext, target: PlannedStage): 
     ctx.log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
     return execBuild(ctx, target, invocation, { onOutput: (chunk) => ctx.log.raw(chunk), cancelSignal: ctx.cancel });
   });
-  if (result.exitCode === 0 && !ctx.inlineCacheDropped.has(target.key)) return undefined;
-  ctx.log.warn(`could not write the inline cache of ${target.key} (docker build exited ${result.exitCode}); its cache tags are left as they were`);
-  return 'dropped';
+  if (result.exitCode !== 0 && !ctx.inlineCacheDropped.has(target.key)) {
+    ctx.log.warn(`could not write the inline cache of ${target.key} (docker build exited ${result.exitCode}); its cache tags are left as they were`);
+    ctx.inlineCacheDropped.add(target.key);
+  }
+  return undefined;
 }
