@@ -3,8 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** RUN text that writes N MiB of incompressible, deterministic bytes (a 256 KiB block repeated). */
+/**
+ * A heavy file that no compressor can shrink, as the archives and binaries of a real
+ * dependency layer mostly are: a 1 MiB random block (seeded, so every build writes the
+ * same bytes), then `mib` copies of it, each with its byte values rotated by a
+ * different amount (tr), so no byte string repeats at any distance (a repeated block
+ * would let zstd's long window, unlike gzip's 32 KiB one, compress it away).
+ */
 function heavy(file: string, mib: number, seed: number): string {
-  return `awk 'BEGIN { srand(${seed}); for (i = 0; i < 262144; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/block && for i in $(seq 1 ${mib * 4}); do cat /tmp/block; done > ${file} && rm /tmp/block`;
+  const block = `awk 'BEGIN { srand(${seed}); for (i = 0; i < 1048576; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/block`;
+  const copies = `for k in $(seq 1 ${mib}); do tr '\\001-\\377' "$(printf '\\\\%03o-\\\\377\\\\001-\\\\%03o' $((k + 1)) $k)" < /tmp/block; done > ${file}`;
+  return `${block} && ${copies} && rm /tmp/block`;
 }
 
 export interface BenchApp {
@@ -23,7 +32,7 @@ export function makeApp(kind: 'two-stage' | 'five-stage', base: string): BenchAp
   writeFileSync(join(dir, 'deps.txt'), 'framework 1.0\n');
   writeFileSync(join(dir, 'src', 'main.txt'), 'source v0\n');
   // The same dependency and source steps in both apps; only the stage layout differs.
-  const dependencySteps = ['WORKDIR /build', 'COPY deps.txt ./', `RUN sleep 8 && ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt`];
+  const dependencySteps = ['WORKDIR /build', 'COPY deps.txt ./', `RUN sleep 8 & ${heavy('/build/vendor.bin', 100, 1)} && cat deps.txt > installed.txt && wait`];
   const sourceSteps = ['COPY src/ ./src/', 'RUN sleep 2 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum'];
   const lines =
     kind === 'two-stage'
@@ -33,7 +42,7 @@ export function makeApp(kind: 'two-stage' | 'five-stage', base: string): BenchAp
           'FROM ${BASE_IMAGE} AS deps',
           ...dependencySteps,
           'FROM ${BASE_IMAGE} AS asset-deps',
-          `RUN sleep 3 && mkdir -p /assets && ${heavy('/assets/fonts.bin', 20, 2)}`,
+          `RUN sleep 3 & mkdir -p /assets && ${heavy('/assets/fonts.bin', 20, 2)} && wait`,
           'FROM deps AS builder',
           ...sourceSteps,
           'FROM asset-deps AS assets',

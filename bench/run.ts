@@ -7,6 +7,7 @@
  * runs) and writes bench/results/latest-ENGINE.json and latest.md.
  *
  *   npm run bench [-- --reps 3 --apps two-stage,five-stage --engines modern,modern-classic,legacy]
+ *   (for experiments: --tools helper,buildx and --helper-args '--cache-upload engine')
  *
  * Without --engine, it runs itself once per engine (each in the environment of
  * `scripts/test-env.sh env ENGINE`) and joins the tables.
@@ -30,7 +31,11 @@ const ENGINES = option('--engines', 'modern,modern-classic,legacy').split(',');
 const ALL_TOOLS = ['no-cache', 'seed', 'buildx', 'helper'] as const;
 type Tool = (typeof ALL_TOOLS)[number];
 /** buildx by hand needs buildx: not on the legacy engine's client. */
-const TOOLS: readonly Tool[] = ENGINE === 'legacy' ? ALL_TOOLS.filter((t) => t !== 'buildx') : ALL_TOOLS;
+const TOOLS: readonly Tool[] = (ENGINE === 'legacy' ? ALL_TOOLS.filter((t) => t !== 'buildx') : ALL_TOOLS).filter((t) => option('--tools', ALL_TOOLS.join(',')).split(',').includes(t));
+/** For A/B runs of a helper option (`--helper-args '--cache-compression gzip'`): added to every helper run. */
+/** Where the tables go (experiments write elsewhere than the recorded run). */
+const OUT = option('--out', join(ROOT, 'bench', 'results'));
+const HELPER_ARGS = option('--helper-args', '').split(' ').filter((a) => a !== '');
 /**
  * Not a tool: before each helper run that has caches to use, BuildKit alone builds
  * the same change with every cache tag the helper's repository holds, and pushes
@@ -91,7 +96,7 @@ function runTool(tool: Tool, app: string, image: string, branch: string): Omit<M
   }
   if (tool === 'buildx') return buildxByHand(app, image, branch);
   const report = join(mkdtempSync(join(tmpdir(), 'drc-bench-report-')), 'r.json');
-  const result = run(process.execPath, [BUNDLE, image, '--docker', BUILDKIT_CLI, '--branch', branch, '--default-branch', 'master', '--report', report], app, { DOCKER_BUILDKIT: '1' });
+  const result = run(process.execPath, [BUNDLE, image, '--docker', BUILDKIT_CLI, '--branch', branch, '--default-branch', 'master', '--report', report, ...HELPER_ARGS], app, { DOCKER_BUILDKIT: '1' });
   let cached = 0;
   let total = 0;
   try {
@@ -213,11 +218,11 @@ function allEngines(): void {
     );
     execFileSync('bash', [join(ROOT, 'scripts', 'test-env.sh'), 'up', engine], { stdio: ['ignore', 'ignore', 'inherit'] });
     const child = spawnSync(process.execPath, ['--import', 'tsx', ...process.argv.slice(1), '--engine', engine], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
-    const md = join(ROOT, 'bench', 'results', `latest-${engine}.md`);
+    const md = join(OUT, `latest-${engine}.md`);
     tables.push(readFileSync(md, 'utf8'));
     allMet &&= child.status === 0;
   }
-  writeFileSync(join(ROOT, 'bench', 'results', 'latest.md'), `${tables.join('\n')}\n`);
+  writeFileSync(join(OUT, 'latest.md'), `${tables.join('\n')}\n`);
   process.exitCode = allMet ? 0 : 1;
 }
 
@@ -394,10 +399,10 @@ function report(results: Record<string, Record<string, Record<Row, Measure[]>>>,
   lines.push(...trace, '', allMet ? 'All targets met.' : 'Some targets were MISSED.');
   const text = lines.join('\n');
   process.stdout.write(`${text}\n`);
-  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  mkdirSync(OUT, { recursive: true });
   const payload = JSON.stringify({ engine: ENGINE, started: started.toISOString(), reps: REPS, cores: cpus().length, results: json, allMet }, null, 2);
-  writeFileSync(join(ROOT, 'bench', 'results', `latest-${ENGINE}.json`), `${payload}\n`);
-  writeFileSync(join(ROOT, 'bench', 'results', `latest-${ENGINE}.md`), `${text}\n`);
+  writeFileSync(join(OUT, `latest-${ENGINE}.json`), `${payload}\n`);
+  writeFileSync(join(OUT, `latest-${ENGINE}.md`), `${text}\n`);
   process.exitCode = allMet ? 0 : 1;
 }
 

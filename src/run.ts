@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { buildTargetThenExport, buildStageByStage, type StrategyContext } from './strategies/per-stage.js';
 import { CacheOps } from './registry/cache-ops.js';
+import { EngineUploader } from './publish/cache-uploader.js';
+import { LegacyUploads } from './strategies/legacy/legacy-uploads.js';
 import { gitBranch, type RunContext } from './context.js';
 import { type Docker, type DockerCapabilities, displayInvocation } from './engine/docker.js';
 import { type Dockerfile, findStage, parseDockerfile, type Stage, stageCheckpoint, stageHistoryEntries, stageStepCount, stagesFor, withStageNames } from './dockerfile/dockerfile.js';
@@ -195,7 +197,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const { log } = deps;
   const { started, probing, branch, inputs, passthrough } = prepared;
   const timeoutMs = options.timeoutSeconds * 1000;
-  const planFor = (strategy: StrategyKind): Plan =>
+  const planFor = (strategy: StrategyKind, deferTargetInlineCache = false): Plan =>
     makePlan({
       image: options.image,
       extraTags: options.extraTags,
@@ -209,6 +211,8 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
       builder: strategy === 'classic' ? 'classic' : 'buildkit',
       strategy,
       buildxBuilder: options.buildxBuilder,
+      cacheCompression: options.cacheCompression,
+      deferTargetInlineCache,
       revealBuildArgs: options.verbose ? options.showBuildArgs : [],
       runId: deps.runId,
       passthrough,
@@ -237,12 +241,12 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
     totalSeconds: 0,
   };
   let reason = '';
-  let deferInlineCache = false;
+  let legacyUploads = true;
   const useBuilder = (caps: DockerCapabilities | undefined): void => {
     const chosen = pickStrategy(options, deps.ctx, caps);
     // buildx's BuildKit on the classic store: see deferredInlineCache (per-stage.ts).
-    deferInlineCache = chosen.kind === 'inline' && caps?.hasBuildx === true;
-    plan = planFor(chosen.kind);
+    plan = planFor(chosen.kind, chosen.kind === 'inline' && caps?.hasBuildx === true);
+    legacyUploads = true;
     reason = chosen.reason;
     report.builder = plan.builder;
     report.strategy = chosen.kind;
@@ -301,7 +305,10 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   const target = plan.stages[plan.stages.length - 1];
   const deploys = new DeployHandoff();
   if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
-  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, upload: options.cacheUpload, deploys, traffic, inlineCacheDropped: new Set(), deferInlineCache, timed };
+  // The 20.10 upload machinery (strategies/legacy) on the legacy engine only.
+  const legacy = legacyUploads ? new LegacyUploads(deps.docker, deps.registry, ops, log, timeoutMs, options.cacheUpload) : undefined;
+  const uploader = legacy ?? new EngineUploader(ops);
+  const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, uploader, early: legacy, deploys, traffic, inlineCacheDropped: new Set(), timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.
   const outcome = plan.builder === 'buildkit' ? await buildTargetThenExport(strategyContext) : await buildStageByStage(strategyContext);
   const { built, pushes, failure } = outcome;

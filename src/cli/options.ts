@@ -5,6 +5,7 @@ import { usageError } from '../errors.js';
 import { type ImageRef, parseImageRef, parseRepository } from '../plan/image-ref.js';
 import type { RunContext } from '../context.js';
 import type { StrategyChoice } from '../plan/strategy.js';
+import type { CacheCompression } from '../plan/plan.js';
 import { hasCredentials } from '../redact.js';
 
 export type BuilderChoice = 'auto' | 'classic' | 'buildkit';
@@ -32,6 +33,7 @@ export interface Options {
   readonly buildxBuilder: string | undefined;
   readonly strategy: StrategyChoice;
   readonly cacheUpload: UploadChoice;
+  readonly cacheCompression: CacheCompression;
   readonly docker: string;
   readonly login: { readonly username: string; readonly password: { readonly from: 'stdin' } | { readonly from: 'env'; readonly name: string } } | undefined;
   readonly retries: number;
@@ -59,6 +61,7 @@ export interface ParsedHelperArgs {
   readonly builder: string;
   readonly strategy?: string | undefined;
   readonly 'cache-upload'?: string | undefined;
+  readonly 'cache-compression'?: string | undefined;
   readonly docker: string;
   readonly username?: string | undefined;
   readonly 'password-stdin': boolean;
@@ -98,7 +101,7 @@ function single<T>(value: T | readonly T[] | undefined): T | undefined {
 
 function singles(args: ParsedHelperArgs): ParsedHelperArgs {
   const out: Record<string, unknown> = { ...args };
-  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'strategy', 'cache-upload', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
+  for (const key of ['branch', 'target', 'stages', 'cache-repo', 'builder', 'strategy', 'cache-upload', 'cache-compression', 'docker', 'username', 'password-env', 'report', 'report-md', 'retries', 'timeout']) {
     const value = single(out[key] as unknown);
     out[key] = value === undefined || typeof value === 'number' ? value : String(value);
   }
@@ -187,6 +190,7 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     buildxBuilder,
     strategy: (args.strategy ?? 'auto') as StrategyChoice,
     cacheUpload: (args['cache-upload'] ?? 'auto') as UploadChoice,
+    cacheCompression: (args['cache-compression'] ?? 'gzip') as CacheCompression,
     docker: args.docker,
     login,
     retries: wholeNumber(args.retries, 'retries', 1, 10),

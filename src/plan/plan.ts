@@ -56,11 +56,21 @@ export interface PlannedStage {
   readonly historyEntries: number | undefined;
 }
 
+export type CacheCompression = 'zstd' | 'gzip' | 'uncompressed';
+
 export interface Plan {
   readonly builder: BuilderKind;
   readonly strategy: StrategyKind;
   /** A buildx builder named by the user (--builder NAME, BUILDX_BUILDER). */
   readonly buildxBuilder: string | undefined;
+  /** How the registry cache's new layers are compressed (--cache-compression). */
+  readonly cacheCompression: CacheCompression;
+  /**
+   * Inline strategy on buildx's BuildKit (Docker 26+, classic store): the target is
+   * built without inline cache, which is written afterwards only when needed
+   * (per-stage.ts deferredInlineCache).
+   */
+  readonly deferTargetInlineCache: boolean;
   /** Build arguments whose values --verbose may print (--show-build-arg); every other value prints as ***. */
   readonly revealBuildArgs: ReadonlySet<string>;
   readonly stages: readonly PlannedStage[];
@@ -112,6 +122,8 @@ export interface PlanInput {
   /** Default: inline for BuildKit, classic for the classic builder. */
   readonly strategy?: StrategyKind | undefined;
   readonly buildxBuilder?: string | undefined;
+  readonly cacheCompression?: CacheCompression | undefined;
+  readonly deferTargetInlineCache?: boolean | undefined;
   readonly revealBuildArgs?: readonly string[] | undefined;
   readonly runId: string;
   readonly passthrough: readonly string[];
@@ -213,6 +225,8 @@ export function makePlan(input: PlanInput): Plan {
     builder: input.builder,
     strategy: input.strategy ?? (input.builder === 'classic' ? 'classic' : 'inline'),
     buildxBuilder: input.buildxBuilder,
+    cacheCompression: input.cacheCompression ?? 'gzip',
+    deferTargetInlineCache: input.deferTargetInlineCache ?? false,
     revealBuildArgs: new Set(input.revealBuildArgs ?? []),
     stages,
     deploy: [input.image, ...input.extraTags],
@@ -285,11 +299,14 @@ export function dryRunCommands(plan: Plan): { title: string; invocations: Docker
   const target = plan.stages[plan.stages.length - 1];
   if (plan.builder === 'buildkit' && target) {
     // With a cache for every stage, BuildKit runs the target build once, then exports the stages whose steps ran.
-    phases.push({ title: `build ${target.key} (target) with every cache; stages whose steps all come from the cache are never exported`, invocations: [buildInvocation(plan, target, assumed, built)] });
+    phases.push({ title: `build ${target.key} (target) with every cache; stages whose steps all come from the cache are never exported`, invocations: [buildInvocation(plan, target, assumed, built, false, !plan.deferTargetInlineCache)] });
   }
   for (const stage of plan.stages) {
     const exportOnly = plan.builder === 'buildkit' && stage !== target;
     if (plan.builder === 'buildkit' && stage === target) {
+      if (plan.deferTargetInlineCache) {
+        phases.push({ title: `if the image of ${stage.key} has the layers of no cache found: build it again with its inline cache (every step a local hit, no --cache-from)`, invocations: [buildInvocation(plan, stage, assumed, built, true)] });
+      }
       phases.push({ title: `push the cache of ${stage.key} (target)`, invocations: stage.writes.flatMap((write) => [{ args: ['tag', formatRef(stage.localRef), formatRef(write.ref)], env: {} }, { args: ['push', formatRef(write.ref)], env: {} }]) });
       continue;
     }
@@ -337,7 +354,7 @@ export function registryBuildInvocation(plan: Plan, build: RegistryBuild): Docke
   for (const ref of build.cacheFrom) args.push('--cache-from', `type=registry,ref=${formatRef(ref)}`);
   if (build.cacheTo) {
     // ignore-error: a cache that cannot be written never fails the build.
-    args.push('--cache-to', `type=registry,ref=${formatRef(build.cacheTo)},mode=max,ignore-error=true`, '--output', 'type=cacheonly');
+    args.push('--cache-to', `type=registry,ref=${formatRef(build.cacheTo)},mode=max,ignore-error=true,compression=${plan.cacheCompression}`, '--output', 'type=cacheonly');
   } else {
     for (const ref of plan.deploy) args.push('--tag', formatRef(ref));
     args.push(plan.push ? '--push' : '--load');

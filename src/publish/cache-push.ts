@@ -7,7 +7,7 @@ import type { CacheCandidate, PlannedStage } from '../plan/plan.js';
 import type { StageReport } from '../report/report.js';
 import { classifyFailure } from '../registry/retry.js';
 import { firstLine } from '../errors.js';
-import type { UploadChoice } from '../strategies/legacy/upload-choice.js';
+import type { CacheUploader } from './cache-uploader.js';
 
 /** Whether two layer lists (diff IDs) are the same image content. */
 export function sameLayers(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
@@ -18,8 +18,8 @@ export interface CachePushDeps {
   readonly docker: Docker;
   readonly ops: CacheOps;
   readonly log: Logger;
-  /** How cache images travel: docker push, the direct upload, or whichever is faster. */
-  readonly upload: UploadChoice;
+  /** How cache images reach the registry (docker push; on 20.10 also the direct upload). */
+  readonly uploader: CacheUploader;
   /** The deploy pushes of this run: the target's cache builds on them (deploy-handoff.ts). */
   readonly deploys?: DeployHandoff;
 }
@@ -85,10 +85,10 @@ export async function pushStageCache(
     const repair = repairSources && first ? { sources: () => repairSources.forRepair(), base: stage.baseImage } : undefined;
     // The same image on its way up as the deploy tag, into this repository: copied once it is there.
     const deployed = first ? await deps.deploys?.pushedInto(local, write.ref) : undefined;
-    const copied = deployed ? await ops.copyCache(deployed, write.ref, repair) : undefined;
+    const copied = deployed ? await deps.uploader.copy(deployed, write.ref, repair) : undefined;
     if (deployed && copied && !copied.ok) log.debug(`manifest copy of the deploy tag to ${ref} failed (${firstLine(copied.message)}); pushing instead`);
     // A push builds on the caches of the stages below (it may wait for their writes); a copy needs none.
-    const pushing = async () => ops.pushCache(local, write.ref, repairSources ? await repairSources.forPush() : source ? [source.ref] : [], deps.upload, localLayers, repair);
+    const pushing = async () => deps.uploader.push(local, write.ref, repairSources ? await repairSources.forPush() : source ? [source.ref] : [], localLayers, repair);
     const pushed = copied?.ok ? { ...copied, uploader: 'deploy' as const } : await pushing();
     if (!pushed.ok) {
       log.warn(`could not push the cache ${ref}: ${firstLine(pushed.message)} (the build goes on; the next run may be slower)`);

@@ -6,10 +6,7 @@ import { type Manifest, RegistryError, type RegistryApi } from './registry.js';
 
 type RemoteImage = Awaited<ReturnType<RegistryApi['image']>>;
 import { classifyFailure, type RetryPolicy, withRetry } from './retry.js';
-import { inferChainLinks, repairInlineCache } from '../strategies/legacy/inline-cache.js';
 import { type HistoryEntry, stepDurations } from '../report/history.js';
-import { type KnownBlob, pushImageDirect, type UploadedLayer } from '../strategies/legacy/direct-push.js';
-import { chooseUploader, type UploadChoice, type Uploader } from '../strategies/legacy/upload-choice.js';
 import { bytesOfShortIds, pushedIds } from '../report/transfers.js';
 
 const TIMED_OUT = 'timed out after';
@@ -19,18 +16,17 @@ export type Lookup = 'found' | 'missing' | 'unknown';
 /** The index annotation that holds a registry cache's step times (seconds by stage and instruction). */
 const STEP_SECONDS = 'org.docker-build-remote-cache.step-seconds';
 
+/** A layer blob the registry holds (a manifest's layer entry). */
+export interface KnownBlob {
+  readonly digest: string;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
 interface Blob {
   readonly digest: string;
   readonly size: number;
   readonly mediaType?: string;
-}
-
-interface EarlyUploads {
-  /** Early uploads into the repository (each waits for those before it, so no layer goes twice). */
-  readonly pending: Promise<unknown>[];
-  /** The same, by the cache tag they prepare: its push waits for them. */
-  readonly pendingByTag: Map<string, Promise<unknown>[]>;
-  readonly layers: Map<number, UploadedLayer>;
 }
 
 export interface OpResult {
@@ -53,18 +49,6 @@ export class CacheOps {
   private readonly images = new Map<string, Promise<RemoteImage | undefined>>();
   /** Manifests read this run, by reference: the registry-cache path reads each cache's several times (sizes, step times, blobs). */
   private readonly manifests = new Map<string, Promise<Manifest | undefined>>();
-  /**
-   * Layers this run uploaded itself: the registry has them, but docker push does
-   * not know that and would compress and upload them again.
-   */
-  private readonly directLayers = new Set<string>();
-  /**
-   * Layers this run uploaded directly, by repository and tar size (early uploads of a
-   * stage's dependency part, and direct cache pushes); pushes of that repository wait
-   * for the early uploads under way.
-   */
-  private readonly early = new Map<string, EarlyUploads>();
-
   constructor(
     private readonly docker: Docker,
     private readonly registry: RegistryApi,
@@ -192,152 +176,17 @@ export class CacheOps {
   }
 
   /**
-   * Pushes a local image as the cache `ref`: by the direct upload when that is
-   * faster (upload-choice.ts), else (or if it fails) tag + docker push.
-   * `sources` are registry images whose layers the registry already has.
+   * Pushes a local image as the cache `ref` (tag + docker push), with the bytes of the
+   * layers docker push sent.
    */
-  async pushCache(
-    local: string,
-    ref: ImageRef,
-    sources: readonly ImageRef[],
-    choice: UploadChoice,
-    localDiffIds?: readonly string[],
-    /**
-     * Sources and base for the inline-cache repair: applied to the config before the
-     * direct upload sends it, or rewritten in the registry after a docker push.
-     */
-    repair?: { readonly sources: () => Promise<readonly ImageRef[]>; readonly base: ImageRef | undefined },
-  ): Promise<OpResult & { uploader: Uploader; uploadedBytes?: number; repaired: number }> {
-    const early = this.early.get(repoKey(ref));
-    const earlyForTag = early?.pendingByTag.get(formatRef(ref)) ?? [];
-    await Promise.all(earlyForTag);
-    if (choice !== 'engine' && !this.isDown(ref) && !this.cannotPush(ref)) {
-      // docker save spends most of its time before the first byte (the engine writes the
-      // image out first): started now when the direct upload is all but certain (part
-      // of this image went up early), it runs while the uploader is chosen.
-      let saving = choice === 'direct' || earlyForTag.length > 0 ? this.docker.save(local, this.timeoutMs) : undefined;
-      const dropSave = async (): Promise<void> => {
-        saving?.kill();
-        await saving?.done.catch(() => undefined);
-        saving = undefined;
-      };
-      const [diffIds, sizes, known] = await Promise.all([
-        choice === 'auto' ? (localDiffIds ?? this.docker.diffIds(local)) : undefined,
-        choice === 'auto' ? this.docker.historySizes(local) : undefined,
-        this.knownBlobs(ref, sources),
-      ]).catch(async (error: unknown) => {
-        await dropSave();
-        throw error;
-      });
-      for (const layer of early?.layers.values() ?? []) known.set(layer.diffId, layer.blob);
-      const knownToEngine = new Set([...known.keys()].filter((d) => !this.directLayers.has(d)));
-      if (chooseUploader(choice, diffIds, knownToEngine, sizes) === 'direct') {
-        this.forget(ref);
-        try {
-          const rewriteConfig = repair
-            ? async (config: Buffer) => {
-                const repaired = await this.repairedConfig(JSON.parse(config.toString('utf8')) as Record<string, unknown>, await repair.sources(), repair.base);
-                return repaired && { bytes: Buffer.from(JSON.stringify(repaired.config)), repaired: repaired.repaired };
-              }
-            : undefined;
-          const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { earlier: early?.layers, saving, rewriteConfig });
-          const uploaded = this.earlyEntry(ref).layers;
-          for (const layer of pushed.encoded) {
-            this.directLayers.add(layer.diffId);
-            uploaded.set(layer.tarSize, layer);
-          }
-          return { ok: true, message: '', uploader: 'direct', uploadedBytes: pushed.uploadedBytes, repaired: pushed.repaired };
-        } catch (error) {
-          this.log.info(`direct upload of ${formatRef(ref)} failed (${firstLine((error as Error).message)}); using docker push`);
-        }
-      } else await dropSave();
-    }
+  async pushByEngine(local: string, ref: ImageRef): Promise<OpResult & { uploadedBytes?: number }> {
     const tagged = await this.docker.tag(local, formatRef(ref));
-    if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3), uploader: 'engine', repaired: 0 };
+    if (tagged.exitCode !== 0) return { ok: false, message: tail(tagged.stderr, 3) };
     const pushed = await this.push(ref);
-    if (!pushed.ok) return { ...pushed, uploader: 'engine', repaired: 0 };
-    // Layers first: the repair rewrites only the config, and reading before it reuses one fetch.
+    if (!pushed.ok) return pushed;
     // docker push names the layers it sent ("Pushed"; not those it found or mounted from another repository).
     const uploadedBytes = await this.layerBytesByDiffId(ref, pushedIds(pushed.output ?? ''));
-    const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
-    return { ...pushed, uploader: 'engine', repaired, ...(uploadedBytes !== undefined ? { uploadedBytes } : {}) };
-  }
-
-  /**
-   * Writes the cache `ref` as a manifest copy of `from`, a registry image of the same
-   * local image (the deploy push's tag), then reports and repairs it as after a push.
-   */
-  async copyCache(
-    from: ImageRef,
-    ref: ImageRef,
-    repair?: { readonly sources: () => Promise<readonly ImageRef[]>; readonly base: ImageRef | undefined },
-  ): Promise<OpResult & { uploadedBytes?: number; repaired: number }> {
-    const copied = await this.copyManifest(from, ref);
-    if (!copied.ok) return { ...copied, repaired: 0 };
-    const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
-    // A manifest copy moves no layer: the deploy push's bytes are the deploy's.
-    return { ok: true, message: '', repaired, uploadedBytes: 0 };
-  }
-
-  /**
-   * Uploads the layers of a local image (no manifest, no tag) into the repository
-   * of `ref`, so that the image holding them is pushed later without them. Best-effort:
-   * on failure the later push simply uploads them. Returns the bytes uploaded.
-   */
-  async uploadLayersEarly(local: string, ref: ImageRef, sources: readonly ImageRef[]): Promise<number | undefined> {
-    if (this.isDown(ref) || this.cannotPush(ref)) return undefined;
-    const entry = this.earlyEntry(ref);
-    const upload = this.uploadEarly(local, ref, sources, entry).catch((error: unknown) => {
-      this.log.info(`early upload for ${formatRef(ref)} failed (${firstLine((error as Error).message)}); the cache push will upload those layers`);
-      return undefined;
-    });
-    entry.pending.push(upload);
-    return upload;
-  }
-
-  private async uploadEarly(local: string, ref: ImageRef, sources: readonly ImageRef[], entry: EarlyUploads): Promise<number | undefined> {
-    // Layers the registry has (the caches used) or this run sent already are not sent again.
-    const [diffIds, sizes, known] = await Promise.all([this.docker.diffIds(local), this.docker.historySizes(local), this.knownBlobs(ref, sources)]);
-    for (const layer of entry.layers.values()) known.set(layer.diffId, layer.blob);
-    // Worth it only for heavy new layers (the same rule as the uploader choice): docker save reads the whole image.
-    if (chooseUploader('auto', diffIds, new Set(known.keys()), sizes) !== 'direct') return undefined;
-    const pushed = await pushImageDirect({ docker: this.docker, registry: this.registry }, local, ref, known, this.timeoutMs, { layersOnly: true, earlier: entry.layers });
-    for (const layer of pushed.encoded) {
-      this.directLayers.add(layer.diffId);
-      entry.layers.set(layer.tarSize, layer);
-    }
-    return pushed.uploadedBytes;
-  }
-
-
-  /** Makes cache pushes into the repository of `ref` wait for `work` (an early upload about to start). */
-  awaitBeforePush(ref: ImageRef, work: Promise<unknown>): void {
-    const entry = this.earlyEntry(ref);
-    entry.pending.push(work);
-    const key = formatRef(ref);
-    entry.pendingByTag.set(key, [...(entry.pendingByTag.get(key) ?? []), work]);
-  }
-
-  /** Settles when the early uploads into the repository of `ref` started so far have ended. */
-  async earlyUploadsSoFar(ref: ImageRef): Promise<void> {
-    await Promise.all([...this.earlyEntry(ref).pending]);
-  }
-
-  private earlyEntry(ref: ImageRef): EarlyUploads {
-    const key = repoKey(ref);
-    const entry = this.early.get(key) ?? { pending: [], pendingByTag: new Map<string, Promise<unknown>[]>(), layers: new Map<number, UploadedLayer>() };
-    this.early.set(key, entry);
-    return entry;
-  }
-
-  /** Layers (by diff_id) that registry images in the repository of `target` already hold. */
-  private async knownBlobs(target: ImageRef, sources: readonly ImageRef[]): Promise<Map<string, KnownBlob>> {
-    const known = new Map<string, KnownBlob>();
-    const sameRepo = sources.filter((s) => s.domain === target.domain && s.path === target.path);
-    for (const image of await Promise.all(sameRepo.map((s) => this.image(s)))) {
-      for (const [diffId, blob] of layersByDiffId(image)) known.set(diffId, blob);
-    }
-    return known;
+    return { ...pushed, ...(uploadedBytes !== undefined ? { uploadedBytes } : {}) };
   }
 
   /**
@@ -358,53 +207,6 @@ export class CacheOps {
     });
   }
 
-  /**
-   * Writes back the inline-cache layer links that the engine dropped for cached
-   * steps (see inline-cache.ts), taking them from the images the build's hits came
-   * from. Best effort: returns how many records were repaired (0 on any failure).
-   */
-  async repairInlineCache(pushed: ImageRef, sources: readonly ImageRef[], base?: ImageRef): Promise<number> {
-    if (this.isDown(pushed)) return 0;
-    try {
-      const image = await this.image(pushed);
-      if (!image) return 0;
-      const repaired = await this.repairedConfig(image.config, sources, base);
-      if (!repaired) return 0;
-      const bytes = Buffer.from(JSON.stringify(repaired.config));
-      const digest = await this.registry.pushBlob(pushed, bytes);
-      const body = JSON.parse(image.manifest.body.toString('utf8')) as { config: { digest: string; size: number } };
-      body.config.digest = digest;
-      body.config.size = bytes.length;
-      this.forget(pushed);
-      await this.registry.putManifest(pushed, { body: Buffer.from(JSON.stringify(body, null, 3)), mediaType: image.manifest.mediaType, digest: '' });
-      return repaired.repaired;
-    } catch (error) {
-      this.log.debug(`inline cache repair of ${formatRef(pushed)} skipped: ${(error as Error).message}`);
-      return 0;
-    }
-  }
-
-  /**
-   * The config with the dropped links written back (from the source images' records,
-   * then from the image's own chain), or undefined when none could be.
-   */
-  async repairedConfig(config: Record<string, unknown>, sources: readonly ImageRef[], base?: ImageRef): Promise<{ config: Record<string, unknown>; repaired: number } | undefined> {
-    const sourceImages = await Promise.all(sources.map((s) => this.image(s)));
-    const fromSources = repairInlineCache(config, sourceImages.flatMap((i) => (i ? [i.config] : [])));
-    const fromChain = inferChainLinks(fromSources?.config ?? config, await this.baseLayerCount(config, base));
-    return fromChain ? { config: fromChain.config, repaired: fromChain.repaired + (fromSources?.repaired ?? 0) } : fromSources;
-  }
-
-  /** How many layers the base image has, if this image's first layers are exactly the base's. */
-  private async baseLayerCount(config: Record<string, unknown>, base: ImageRef | undefined): Promise<number | undefined> {
-    if (!base) return undefined;
-    const ours = (config.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? [];
-    const theirs = (await this.image(base))?.config.rootfs as { diff_ids?: string[] } | undefined;
-    const baseIds = theirs?.diff_ids ?? [];
-    return baseIds.length > 0 && baseIds.length <= ours.length && baseIds.every((d, i) => d === ours[i]) ? baseIds.length : undefined;
-  }
-
-  /** How long each step of a remote image took when it was built (from its history). */
   /** The step times in a cache image's history; `ownEntries`: how many of its last entries are the stage's own. */
   async stepDurations(ref: ImageRef, ownEntries?: number): Promise<Map<string, number> | undefined> {
     const image = await this.image(ref);
@@ -490,7 +292,7 @@ export class CacheOps {
   }
 
   /** A remote image's manifest and config, read once per run and reference. */
-  private image(ref: ImageRef): Promise<RemoteImage | undefined> {
+  image(ref: ImageRef): Promise<RemoteImage | undefined> {
     if (this.isDown(ref)) return Promise.resolve(undefined);
     const key = formatRef(ref);
     let pending = this.images.get(key);
@@ -524,7 +326,7 @@ export class CacheOps {
 }
 
 /** A registry image's layer blobs by diff_id (manifest layer i is config diff_id i); empty when the two lists disagree. */
-function layersByDiffId(image: RemoteImage | undefined): Map<string, KnownBlob> {
+export function layersByDiffId(image: RemoteImage | undefined): Map<string, KnownBlob> {
   const byDiffId = new Map<string, KnownBlob>();
   if (!image) return byDiffId;
   const layers = (JSON.parse(image.manifest.body.toString('utf8')) as { layers?: KnownBlob[] }).layers ?? [];
@@ -537,6 +339,3 @@ function layersByDiffId(image: RemoteImage | undefined): Map<string, KnownBlob> 
   return byDiffId;
 }
 
-function repoKey(ref: ImageRef): string {
-  return `${ref.domain ?? 'docker.io'}/${ref.path}`;
-}

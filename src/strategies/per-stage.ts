@@ -13,7 +13,8 @@ import { formatRef, type ImageRef } from '../plan/image-ref.js';
 import { buildInvocation, type BuilderKind, type CacheCandidate, type Plan, type PlannedStage, type Resolution } from '../plan/plan.js';
 import type { RunReport, StageReport } from '../report/report.js';
 import { StageWatcher } from '../engine/stage-watch.js';
-import type { UploadChoice } from './legacy/upload-choice.js';
+import type { CacheUploader } from '../publish/cache-uploader.js';
+import type { LegacyUploads } from './legacy/legacy-uploads.js';
 
 export interface StrategyContext {
   readonly plan: Plan;
@@ -24,18 +25,13 @@ export interface StrategyContext {
   readonly ops: CacheOps;
   readonly log: Logger;
   readonly cancel: AbortSignal;
-  readonly upload: UploadChoice;
+  readonly uploader: CacheUploader;
+  /** 20.10's early uploads of a stage's dependency layers (checkpoint.ts); undefined on the engines users have. */
+  readonly early: LegacyUploads | undefined;
   readonly deploys?: DeployHandoff;
   readonly traffic?: PhaseTraffic;
   /** Stages built without inline cache after the engine failed to write it (execBuild). */
   readonly inlineCacheDropped: Set<string>;
-  /**
-   * Build the target with every cache but without inline cache, and write the inline
-   * cache afterwards from local hits only (deferredInlineCache): buildx's BuildKit
-   * (Docker 26+) on the classic store, whose inline-cache export faults when several
-   * cache images share layers.
-   */
-  readonly deferInlineCache?: boolean;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 
@@ -119,7 +115,8 @@ function startCacheWrite(ctx: StrategyContext, outcome: BuildOutcome, written: W
  */
 function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[], built: ReadonlySet<string>, phase: string): (chunk: string) => void {
   // The early upload is a direct upload (docker save, then the registry API): not with --cache-upload engine.
-  if (ctx.upload === 'engine') return () => undefined;
+  const early = ctx.early;
+  if (!early || early.choice === 'engine') return () => undefined;
   const watches = stages.flatMap((stage) => {
     const part = earlyPart(stage, stages.length > 1);
     const labels = part ? checkpointLabels(ctx.plan, stage, part) : [];
@@ -128,12 +125,12 @@ function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[]
     return [
       new CheckpointWatch(labels, () => {
         if (ctx.cancel.aborted) return;
-        const upload = uploadCheckpoint(ctx, stage, new Set(built), part, ctx.ops.earlyUploadsSoFar(cacheRef)).then((bytes) => {
+        const upload = uploadCheckpoint({ ...ctx, early }, stage, new Set(built), part, early.earlyUploadsSoFar(cacheRef)).then((bytes) => {
           const stageReport = stageReportOf(ctx, stage);
           if (bytes !== undefined) stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
           if (bytes !== undefined) ctx.traffic?.addEarlyCacheUpload(phase, bytes);
         });
-        ctx.ops.awaitBeforePush(cacheRef, upload);
+        early.awaitBeforePush(cacheRef, upload);
       }),
     ];
   });
@@ -360,7 +357,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
     },
   );
 
-  const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built, false, !ctx.deferInlineCache);
+  const invocation = buildInvocation(plan, target, ctx.resolved, outcome.built, false, !plan.deferTargetInlineCache);
   const phase = `build ${target.key} (target) with every cache`;
   const watchCheckpoints = checkpointWatches(ctx, plan.stages, outcome.built, phase);
   const result = await ctx.timed(phase, async () => {
@@ -393,7 +390,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
   if (result.exitCode === 0) {
     targetReport.status = 'built';
     outcome.built.add(target.key);
-    const current = ctx.deferInlineCache ? await deferredInlineCache(ctx, target) : undefined;
+    const current = plan.deferTargetInlineCache ? await deferredInlineCache(ctx, target) : undefined;
     startCacheWrite(ctx, outcome, written, target, targetReport, current !== undefined, current);
   } else {
     const failedLabel = watcher.failedStage();
@@ -414,7 +411,7 @@ export async function buildTargetThenExport(ctx: StrategyContext): Promise<Build
 }
 
 /**
- * With deferInlineCache the target was built without inline cache. The docker driver
+ * With plan.deferTargetInlineCache the target was built without inline cache. The docker driver
  * on the classic store faults while it writes the inline cache of a build whose steps
  * came from several cache images sharing layers ("failed to find blob ... in layers";
  * docs/engines.md: 7 of 8 no-change runs of the test app). When the image has the

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseBuildOutput } from '../../src/engine/build-output.ts';
 import { CacheOps } from '../../src/registry/cache-ops.ts';
+import { LegacyUploads } from '../../src/strategies/legacy/legacy-uploads.ts';
 import { Docker } from '../../src/engine/docker.ts';
 import { execaRunner } from '../../src/engine/exec.ts';
 import { parseImageRef } from '../../src/plan/image-ref.ts';
@@ -45,6 +46,14 @@ async function copyWithoutLinks(from: string, to: string, strip: (records: Cache
   return stripped.length;
 }
 
+/** The 20.10 machinery that holds the repair, on the engine under test. */
+function legacyUploads(): LegacyUploads {
+  const docker = new Docker(BUILDKIT_CLI, execaRunner);
+  const log = consoleLogger({ verbose: false, write: () => undefined });
+  const ops = new CacheOps(docker, registry, log, { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
+  return new LegacyUploads(docker, registry, ops, log, 30_000, 'auto');
+}
+
 describe('filling inline-cache links the engine dropped, on the real engine', { timeout: 600_000, skip: INLINE_ONLY }, () => {
   const repo = uniqueRepo('holes');
   const app = smallApp({ depsSleep: 2 });
@@ -69,7 +78,7 @@ describe('filling inline-cache links the engine dropped, on the real engine', { 
     const holed = cachedSteps(app, `${repo}:holes`);
     assert.ok(holed < intact, `the holes cost cache hits: ${holed} vs ${intact} steps cached`);
 
-    const ops = new CacheOps(new Docker(BUILDKIT_CLI, execaRunner), registry, consoleLogger({ verbose: false, write: () => undefined }), { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
+    const ops = legacyUploads();
     assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes`), []), 2, 'both links filled, from the image alone');
     assert.equal(cachedSteps(app, `${repo}:holes`), intact, 'the filled image serves the same steps as the intact one');
   });
@@ -85,7 +94,7 @@ describe('filling inline-cache links the engine dropped, on the real engine', { 
     const intact = cachedSteps(app, `${repo}:main__builder`);
     const holed = cachedSteps(app, `${repo}:holes-at-base`);
     assert.ok(holed < intact, `the holes cost cache hits: ${holed} vs ${intact} steps cached`);
-    const ops = new CacheOps(new Docker(BUILDKIT_CLI, execaRunner), registry, consoleLogger({ verbose: false, write: () => undefined }), { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
+    const ops = legacyUploads();
     assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes-at-base`), []), 0, 'without the base, nothing is forced');
     assert.equal(await ops.repairInlineCache(parseImageRef(`${repo}:holes-at-base`), [], parseImageRef(BASE_IMAGE)), 3);
     assert.equal(cachedSteps(app, `${repo}:holes-at-base`), intact, 'the filled image serves the same steps as the intact one');

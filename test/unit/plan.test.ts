@@ -166,6 +166,26 @@ describe('dryRunCommands', () => {
     ]);
   });
 
+  it('inline on buildx (Docker 26+ classic store): the target build has no inline cache; a local-hit build with it follows, before the target\'s cache push', () => {
+    const plan = makePlan(input({ branch: 'feature/x', deferTargetInlineCache: true }));
+    const phases = dryRunCommands(plan);
+    const targetBuild = phases[1]?.invocations[0]?.args ?? [];
+    assert.ok(targetBuild.includes('--cache-from'), 'the target build uses the caches');
+    assert.ok(!targetBuild.includes('BUILDKIT_INLINE_CACHE=1'), 'and writes no inline cache');
+    const index = phases.findIndex((p) => p.title.startsWith('if the image of final has the layers of no cache found'));
+    assert.equal(phases[index + 1]?.title, 'push the cache of final (target)');
+    const rebuild = phases[index]?.invocations[0]?.args ?? [];
+    assert.ok(rebuild.includes('BUILDKIT_INLINE_CACHE=1') && !rebuild.includes('--cache-from'), rebuild.join(' '));
+  });
+
+  it('registry cache: the cache export names the chosen compression', () => {
+    for (const compression of ['zstd', 'gzip', 'uncompressed'] as const) {
+      const plan = makePlan(input({ strategy: 'registry-cache', cacheCompression: compression }));
+      const exportArgs = dryRunCommands(plan)[2]?.invocations[0]?.args ?? [];
+      assert.ok(exportArgs.includes(`type=registry,ref=localhost:5000/team/app:_main,mode=max,ignore-error=true,compression=${compression}`), exportArgs.join(' '));
+    }
+  });
+
   it('classic: stage by stage, after pulling the caches', () => {
     const plan = makePlan(input({ branch: 'feature/x', builder: 'classic' }));
     assert.deepEqual(dryRunCommands(plan).map((p) => p.title.split(' (')[0]?.split(',')[0]), ['resolve', 'pull the caches found', 'build stage deps', 'build stage builder', 'build stage final', 'deploy']);

@@ -1,4 +1,4 @@
-import type { CacheOps } from '../../registry/cache-ops.js';
+import type { LegacyUploads } from './legacy-uploads.js';
 import type { Docker } from '../../engine/docker.js';
 import { type DockerfileCopy, dockerfileOf, withDockerfile, writeDockerfileCopy } from '../../dockerfile/copy.js';
 import { formatRef, type ImageRef } from '../../plan/image-ref.js';
@@ -24,7 +24,7 @@ export interface CheckpointDeps {
   readonly plan: Plan;
   readonly resolved: Resolution;
   readonly docker: Docker;
-  readonly ops: CacheOps;
+  readonly early: LegacyUploads;
   readonly log: Logger;
 }
 
@@ -103,7 +103,7 @@ export async function uploadCheckpoint(
   /** Early uploads into the same repository that started before: their layers are not sent twice. */
   before: Promise<void>,
 ): Promise<number | undefined> {
-  const { plan, docker, ops, log } = deps;
+  const { plan, docker, early, log } = deps;
   const checkpoint = stage.checkpoint;
   const cacheRef = stage.writes[0]?.ref;
   if ((part === 'cut' && !checkpoint) || !cacheRef) return undefined;
@@ -130,7 +130,7 @@ export async function uploadCheckpoint(
     }
     await before;
     const sources = [stage.key, ...stage.needs].flatMap((key) => (deps.resolved.get(key) ?? []).map((found) => found.ref));
-    const bytes = await ops.uploadLayersEarly(formatRef(local), cacheRef, sources);
+    const bytes = await early.uploadLayersEarly(formatRef(local), cacheRef, sources);
     if (bytes !== undefined) {
       log.info(
         part === 'cut' && checkpoint

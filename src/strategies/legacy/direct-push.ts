@@ -15,11 +15,9 @@ import { readTar } from './tar-reader.js';
  * inline-cache metadata (which names layers by index) stay as the engine made them.
  */
 
-export interface KnownBlob {
-  readonly digest: string;
-  readonly size: number;
-  readonly mediaType: string;
-}
+import type { KnownBlob } from '../../registry/cache-ops.js';
+
+export type { KnownBlob };
 
 /** A layer this run uploaded itself, with the size of its uncompressed tar (how docker save lists it). */
 export interface UploadedLayer {
