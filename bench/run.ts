@@ -7,7 +7,7 @@
  * runs) and writes bench/results/latest-ENGINE.json and latest.md.
  *
  *   npm run bench [-- --reps 3 --apps two-stage,five-stage --engines modern,modern-classic,legacy]
- *   (for experiments: --tools helper,buildx and --helper-args '--cache-upload engine')
+ *   (for experiments: --tools helper,buildx, --helper-args '--cache-upload engine', --bundle OTHER.mjs, --out DIR)
  *
  * Without --engine, it runs itself once per engine (each in the environment of
  * `scripts/test-env.sh env ENGINE`) and joins the tables.
@@ -35,6 +35,8 @@ const TOOLS: readonly Tool[] = (ENGINE === 'legacy' ? ALL_TOOLS.filter((t) => t 
 /** For A/B runs of a helper option (`--helper-args '--cache-compression gzip'`): added to every helper run. */
 /** Where the tables go (experiments write elsewhere than the recorded run). */
 const OUT = option('--out', join(ROOT, 'bench', 'results'));
+/** Another build of the helper to measure (an A/B against an earlier commit's bundle). */
+const HELPER_BUNDLE = option('--bundle', BUNDLE);
 const HELPER_ARGS = option('--helper-args', '').split(' ').filter((a) => a !== '');
 /**
  * Not a tool: before each helper run that has caches to use, BuildKit alone builds
@@ -96,7 +98,7 @@ function runTool(tool: Tool, app: string, image: string, branch: string): Omit<M
   }
   if (tool === 'buildx') return buildxByHand(app, image, branch);
   const report = join(mkdtempSync(join(tmpdir(), 'drc-bench-report-')), 'r.json');
-  const result = run(process.execPath, [BUNDLE, image, '--docker', BUILDKIT_CLI, '--branch', branch, '--default-branch', 'master', '--report', report, ...HELPER_ARGS], app, { DOCKER_BUILDKIT: '1' });
+  const result = run(process.execPath, [HELPER_BUNDLE, image, '--docker', BUILDKIT_CLI, '--branch', branch, '--default-branch', 'master', '--report', report, ...HELPER_ARGS], app, { DOCKER_BUILDKIT: '1' });
   let cached = 0;
   let total = 0;
   try {

@@ -1,4 +1,4 @@
-import type { UploadChoice } from '../strategies/legacy/upload-choice.js';
+import type { UploadChoice } from '../strategies/classic-store/upload-choice.js';
 import { isAbsolute, join } from 'node:path';
 import { flagValues, type SplitArgs } from './cli-args.js';
 import { usageError } from '../errors.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 /**
  * A changed copy of the user's Dockerfile, built in its place (`--file`): the
- * checkpoint cut (checkpoint.ts) and the copy that names unnamed stages (run.ts).
+ * checkpoint cut (early-cache-export.ts, classic-store/checkpoint.ts) and the copy that names unnamed stages (run.ts).
  */
 export interface DockerfileCopy {
   readonly path: string;

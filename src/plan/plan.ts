@@ -2,6 +2,8 @@ import type { StageCheckpoint } from '../dockerfile/dockerfile.js';
 import type { DockerInvocation } from '../engine/docker.js';
 import { branchToken, cacheTag, formatRef, type ImageRef, registryCacheTag, withTag } from './image-ref.js';
 import type { StrategyKind } from './strategy.js';
+import { withDockerfile } from '../dockerfile/copy.js';
+import { earlyPart } from '../engine/checkpoint-watch.js';
 
 export type BuilderKind = 'classic' | 'buildkit';
 
@@ -46,7 +48,7 @@ export interface PlannedStage {
   readonly layersFrom: readonly string[] | undefined;
   /** The image at the bottom of its FROM chain, when known (anchors inline-cache repair). */
   readonly baseImage: ImageRef | undefined;
-  /** The stage cut before its source steps, when it has that shape (checkpoint.ts). */
+  /** The stage cut before its source steps, when it has that shape (dockerfile.ts stageCheckpoint). */
   readonly checkpoint: StageCheckpoint | undefined;
   /** How many steps BuildKit shows for the stage, when known. */
   readonly buildkitSteps: number | undefined;
@@ -338,6 +340,8 @@ export interface RegistryBuild {
   readonly cacheFrom: readonly ImageRef[];
   /** Export the registry cache there (mode=max) and write no image. */
   readonly cacheTo?: ImageRef | undefined;
+  /** Build this Dockerfile instead of the user's (a cut copy: strategies/early-cache-export.ts). */
+  readonly dockerfile?: string | undefined;
 }
 
 /**
@@ -359,7 +363,7 @@ export function registryBuildInvocation(plan: Plan, build: RegistryBuild): Docke
     for (const ref of plan.deploy) args.push('--tag', formatRef(ref));
     args.push(plan.push ? '--push' : '--load');
   }
-  args.push(...plan.passthrough, plan.context);
+  args.push(...(build.dockerfile !== undefined ? withDockerfile(plan.passthrough, build.dockerfile) : plan.passthrough), plan.context);
   return { args, env: {} };
 }
 
@@ -371,6 +375,17 @@ function registryDryRun(plan: Plan): { title: string; invocations: DockerInvocat
   return [
     { title: 'resolve (registry lookups of the registry caches; only those found are given to BuildKit)', invocations: plan.stages.flatMap((s) => s.registryCandidates.map((c) => ({ args: ['manifest', 'inspect', formatRef(c.ref)], env: {} }))) },
     { title: `build ${target.key} (target) with the caches found${plan.push ? ', pushing the deploy image as soon as it is built' : ''}`, invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed })] },
+    ...plan.stages.flatMap((stage) => {
+      // While the target builds (strategies/early-cache-export.ts).
+      const write = stage.registryWrites[0];
+      const part = earlyPart(stage, plan.stages.length > 1);
+      if (!plan.pushCache || !write || !part) return [];
+      const dockerfile = part === 'cut' ? '<the Dockerfile cut before the stage\'s sources>' : undefined;
+      return [{
+        title: part === 'cut' ? `while it builds, once a dependency step of ${stage.key} has run: export that part (steps up to ${stage.checkpoint?.step}/${stage.checkpoint?.totalSteps}) to the stage's cache tag` : `while it builds, once ${stage.key} has finished and a step of it ran: export it to the stage's cache tag`,
+        invocations: [registryBuildInvocation(plan, { stage, cacheFrom: assumed, cacheTo: write.ref, dockerfile })],
+      }];
+    }),
     ...(write
       ? [{
           title: 'if a step ran: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',

@@ -1,7 +1,7 @@
 import type { ImageRef } from '../plan/image-ref.js';
 import type { CacheOps, OpResult } from '../registry/cache-ops.js';
 
-/** Sources and base for the 20.10 inline-cache repair (strategies/legacy/legacy-uploads.ts). */
+/** Sources and base for the 20.10 inline-cache repair (strategies/classic-store/uploads.ts). */
 export interface RepairSources {
   readonly sources: () => Promise<readonly ImageRef[]>;
   readonly base: ImageRef | undefined;
@@ -17,9 +17,9 @@ export interface CacheUpload extends OpResult {
 }
 
 /**
- * How a stage's cache image reaches the registry. On the engines users have it is
- * docker push and manifest copies (EngineUploader); Debian's 20.10 gets its own
- * machinery (strategies/legacy/legacy-uploads.ts).
+ * How a stage's cache image reaches the registry (the inline strategy): docker push and
+ * manifest copies (EngineUploader), or on the classic image store the faster machinery
+ * of strategies/classic-store/uploads.ts.
  */
 export interface CacheUploader {
   /** Pushes the local image as the cache `ref`; `sources`: registry images whose layers the registry already has. */

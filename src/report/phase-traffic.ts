@@ -31,7 +31,7 @@ export class PhaseTraffic {
     this.pending.push(work);
   }
 
-  /** A cache upload made during a build (checkpoint.ts): in that build's phase, and not again under "push caches". */
+  /** A cache upload made during a build (early-cache-export.ts, classic-store/checkpoint.ts): in that build's phase, and not again under "push caches". */
   addEarlyCacheUpload(phase: string, bytes: number): void {
     this.earlyCacheBytes += bytes;
     this.add(phase, { pushedBytes: bytes });

@@ -4,7 +4,8 @@ import type { DeployHandoff } from '../publish/deploy-handoff.js';
 import type { Moved, PhaseTraffic } from '../report/phase-traffic.js';
 import { buildkitFetches, bytesOfShortIds, fetchedBytes, pullCompleteIds } from '../report/transfers.js';
 import { type CacheSources, pushStageCache, sameLayers } from '../publish/cache-push.js';
-import { checkpointLabels, CheckpointWatch, earlyPart, uploadCheckpoint } from './legacy/checkpoint.js';
+import { checkpointLabels, CheckpointWatch, earlyPart } from '../engine/checkpoint-watch.js';
+import { uploadCheckpoint } from './classic-store/checkpoint.js';
 import { type Docker, type DockerInvocation, displayInvocation } from '../engine/docker.js';
 import type { RunResult } from '../engine/exec.js';
 import { tail, UserError } from '../errors.js';
@@ -14,7 +15,7 @@ import { buildInvocation, type BuilderKind, type CacheCandidate, type Plan, type
 import type { RunReport, StageReport } from '../report/report.js';
 import { StageWatcher } from '../engine/stage-watch.js';
 import type { CacheUploader } from '../publish/cache-uploader.js';
-import type { LegacyUploads } from './legacy/legacy-uploads.js';
+import type { ClassicStoreUploads } from './classic-store/uploads.js';
 
 export interface StrategyContext {
   readonly plan: Plan;
@@ -26,8 +27,8 @@ export interface StrategyContext {
   readonly log: Logger;
   readonly cancel: AbortSignal;
   readonly uploader: CacheUploader;
-  /** 20.10's early uploads of a stage's dependency layers (checkpoint.ts); undefined on the engines users have. */
-  readonly early: LegacyUploads | undefined;
+  /** The classic store's early uploads of a stage's dependency layers (classic-store/checkpoint.ts); undefined on the containerd store. */
+  readonly early: ClassicStoreUploads | undefined;
   readonly deploys?: DeployHandoff;
   readonly traffic?: PhaseTraffic;
   /** Stages built without inline cache after the engine failed to write it (execBuild). */
@@ -119,7 +120,7 @@ function checkpointWatches(ctx: StrategyContext, stages: readonly PlannedStage[]
   if (!early || early.choice === 'engine') return () => undefined;
   const watches = stages.flatMap((stage) => {
     const part = earlyPart(stage, stages.length > 1);
-    const labels = part ? checkpointLabels(ctx.plan, stage, part) : [];
+    const labels = part && stage.writes.length > 0 ? checkpointLabels(ctx.plan, stage, part) : [];
     const cacheRef = stage.writes[0]?.ref;
     if (!part || labels.length === 0 || !cacheRef) return [];
     return [

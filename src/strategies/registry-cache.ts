@@ -6,8 +6,9 @@ import { formatRef, type ImageRef, repositoryOf } from '../plan/image-ref.js';
 import { registryBuildInvocation, type CacheCandidate, type Plan, type PlannedStage } from '../plan/plan.js';
 import type { CacheOps } from '../registry/cache-ops.js';
 import type { PhaseTraffic } from '../report/phase-traffic.js';
-import type { RunReport, StageReport } from '../report/report.js';
-import { normaliseInstruction } from '../report/history.js';
+import type { RunReport } from '../report/report.js';
+import { EarlyCacheExports } from './early-cache-export.js';
+import { copyToOtherScopes, exportCache, knownBefore, type KnownBlobs, stageReportOf, type StepSeconds, stepKey } from './registry-cache-export.js';
 import { buildkitFetches, fetchedBytes } from '../report/transfers.js';
 
 /**
@@ -82,51 +83,11 @@ export function cacheSources(plan: Plan, found: RegistryResolution): ImageRef[] 
   );
 }
 
-/**
- * The blobs each repository is known to hold, to tell what a push inside BuildKit
- * sent (it prints no sizes, and does not say which blobs the registry had): the
- * caches it read, then what this run pushed. A fresh engine uploads the base image's
- * layers into a repository that lacks them (measured: 1.07 MB of busybox on a cold
- * run); an engine that kept the base's source labels can mount them instead, and
- * then the report counts them although nothing was sent.
- */
-class KnownBlobs {
-  private readonly byRepo = new Map<string, Set<string>>();
-
-  add(repository: string, digests: Iterable<string>): void {
-    const known = this.byRepo.get(repository) ?? new Set<string>();
-    for (const digest of digests) known.add(digest);
-    this.byRepo.set(repository, known);
-  }
-
-  /** Bytes of the blobs the repository did not hold before; it holds them from now on. */
-  take(repository: string, sizes: ReadonlyMap<string, number>): number {
-    const known = this.byRepo.get(repository) ?? new Set<string>();
-    let bytes = 0;
-    for (const [digest, size] of sizes) if (!known.has(digest)) bytes += size;
-    this.add(repository, sizes.keys());
-    return bytes;
-  }
-}
-
-async function knownBefore(ctx: RegistryCacheContext, cacheFrom: readonly ImageRef[]): Promise<KnownBlobs> {
-  const known = new KnownBlobs();
-  await Promise.all(cacheFrom.map(async (ref) => known.add(repositoryOf(ref), (await ctx.ops.blobSizes([ref])).keys())));
-  return known;
-}
-
 /** Bytes the deploy push inside the build sent: each repository's new blobs, once. */
 async function deployPushedBytes(ctx: RegistryCacheContext, known: KnownBlobs): Promise<number> {
   let bytes = 0;
   for (const ref of ctx.plan.deploy) bytes += known.take(repositoryOf(ref), await ctx.ops.blobSizes([ref]));
   return bytes;
-}
-
-/** Step times, by stage label and instruction, as the helper records them in a registry cache. */
-type StepSeconds = Map<string, number>;
-
-function stepKey(label: string | undefined, instruction: string): string {
-  return `${label ?? ''} ${normaliseInstruction(instruction)}`;
 }
 
 /** The step times of the caches used, the more specific scope's winning. */
@@ -147,6 +108,8 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   const knowing = knownBefore(ctx, cacheFrom);
   const phase = `build ${target.key} (target) with the registry cache${plan.push ? ', deploy push' : ''}`;
   const invocation = registryBuildInvocation(plan, { stage: target, cacheFrom });
+  const early = new EarlyCacheExports(ctx, cacheFrom, knowing, phase);
+  const feedEarly = early.watcher();
   // The steps may take as long as they take; the push at the end is a registry operation, bounded by --timeout.
   const stop = new AbortController();
   const onCancel = (): void => stop.abort(ctx.cancel.reason);
@@ -158,6 +121,7 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
     return ctx.docker.exec(invocation, {
       onOutput: (chunk) => {
         log.raw(chunk);
+        feedEarly(chunk);
         if (pushTimer === undefined && /^#\d+ pushing layers/m.test(chunk)) {
           pushTimer = setTimeout(() => {
             pushTimedOut = true;
@@ -209,7 +173,8 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
 
   if (plan.pushCache) {
     await ctx.timed('push caches', async () => {
-      // After the deploy push's blobs are counted: the export finds them in the registry.
+      // After the early exports (their blobs are not sent twice) and once the deploy push's blobs are counted: the export finds them in the registry.
+      await early.settled();
       await ctx.traffic.settled();
       if (result.exitCode === 0 || deployError) await writeTargetCache(ctx, target, found, cacheFrom, steps, stepSeconds, known);
       else await writeFinishedStages(ctx, progress.finished, cacheFrom, stepSeconds, known);
@@ -237,7 +202,7 @@ async function writeTargetCache(ctx: RegistryCacheContext, target: PlannedStage,
     stageReport.cachePush.push({ ref: formatRef(first.ref), action: copied.ok ? 'copied' : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
     written = copied.ok ? first.ref : undefined;
   } else {
-    written = (await exportCache(ctx, target, first.ref, cacheFrom, stepSeconds, known)) ? first.ref : undefined;
+    written = (await exportCache(ctx, target, first.ref, cacheFrom, stepSeconds, known)) !== undefined ? first.ref : undefined;
   }
   await copyToOtherScopes(ctx, stageReport, written, others);
 }
@@ -252,52 +217,10 @@ async function writeFinishedStages(ctx: RegistryCacheContext, finished: Readonly
     outermost.map(async (stage) => {
       const [first, ...others] = stage.registryWrites;
       if (!first) return;
-      const ok = await exportCache(ctx, stage, first.ref, cacheFrom, stepSeconds, known);
-      await copyToOtherScopes(ctx, stageReportOf(ctx.report, stage), ok ? first.ref : undefined, others);
+      const sent = await exportCache(ctx, stage, first.ref, cacheFrom, stepSeconds, known);
+      await copyToOtherScopes(ctx, stageReportOf(ctx.report, stage), sent !== undefined ? first.ref : undefined, others);
     }),
   );
-}
-
-async function copyToOtherScopes(ctx: RegistryCacheContext, stageReport: StageReport, written: ImageRef | undefined, others: readonly CacheCandidate[]): Promise<void> {
-  for (const other of others) {
-    if (!written) {
-      stageReport.cachePush.push({ ref: formatRef(other.ref), action: 'skipped' });
-      continue;
-    }
-    const copied = await ctx.ops.copyManifest(written, other.ref);
-    stageReport.cachePush.push({ ref: formatRef(other.ref), action: copied.ok ? (copied.message === 'already' ? 'unchanged' : 'copied') : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
-    if (!copied.ok) ctx.log.warn(`could not copy the cache ${formatRef(written)} to ${formatRef(other.ref)}: ${copied.message}`);
-  }
-}
-
-/** One export build (every step a local hit). Best effort: a cache that cannot be written only warns. */
-async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage, to: ImageRef, cacheFrom: readonly ImageRef[], stepSeconds: StepSeconds, known: KnownBlobs): Promise<boolean> {
-  const stageReport = stageReportOf(ctx.report, stage);
-  if (ctx.ops.isDown(to) || ctx.ops.cannotPush(to)) {
-    stageReport.cachePush.push({ ref: formatRef(to), action: 'skipped', message: ctx.ops.isDown(to) ? 'registry unreachable' : 'no push rights' });
-    return false;
-  }
-  const invocation = registryBuildInvocation(ctx.plan, { stage, cacheFrom, cacheTo: to });
-  ctx.log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
-  const result = await ctx.docker.exec(invocation, { onOutput: (chunk) => ctx.log.raw(chunk), timeoutMs: ctx.timeoutMs });
-  const exportError = /^#\d+ (?:ERROR|WARN(?:ING)?):? .*$/m.exec(result.all.split(/exporting cache to registry/).slice(1).join('\n'))?.[0];
-  if (result.exitCode !== 0 || exportError) {
-    const why = exportError ?? (result.timedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : `docker buildx build exited ${result.exitCode}: ${tail(result.all, 1)}`);
-    stageReport.cachePush.push({ ref: formatRef(to), action: 'failed', message: why });
-    ctx.log.warn(`could not export the registry cache ${formatRef(to)} (${why}); the build goes on, the next run may be slower`);
-    return false;
-  }
-  // The export rewrote `to`: what this run read of it before is stale.
-  ctx.ops.forget(to);
-  const [bytes] = await Promise.all([
-    ctx.ops.blobSizes([to]).then((sizes) => known.take(repositoryOf(to), sizes)),
-    // Before any copy of it to another scope, so that the copies carry the step times too.
-    stepSeconds.size > 0 ? ctx.ops.recordCacheStepSeconds(to, stepSeconds) : undefined,
-  ]);
-  stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
-  stageReport.cachePush.push({ ref: formatRef(to), action: 'pushed' });
-  ctx.log.info(`exported the registry cache of ${stage.key} to ${formatRef(to)}`);
-  return true;
 }
 
 /** Bytes the build fetched: cache layers (sized from the cache manifests) and FROM image blobs (sized by their lines). */
@@ -326,8 +249,3 @@ function recordSteps(report: RunReport, stage: PlannedStage, steps: readonly Bui
   stageReport.status = finished ? (ran ? 'built' : 'cached') : 'not-built';
 }
 
-function stageReportOf(report: RunReport, stage: PlannedStage): StageReport {
-  const found = report.stages.find((s) => s.stage === stage.key);
-  if (!found) throw new Error(`no report entry for stage ${stage.key}`);
-  return found;
-}

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseBuildOutput } from '../../src/engine/build-output.ts';
 import { CacheOps } from '../../src/registry/cache-ops.ts';
-import { LegacyUploads } from '../../src/strategies/legacy/legacy-uploads.ts';
+import { ClassicStoreUploads } from '../../src/strategies/classic-store/uploads.ts';
 import { Docker } from '../../src/engine/docker.ts';
 import { execaRunner } from '../../src/engine/exec.ts';
 import { parseImageRef } from '../../src/plan/image-ref.ts';
-import { INLINE_CACHE_KEY } from '../../src/strategies/legacy/inline-cache.ts';
+import { INLINE_CACHE_KEY } from '../../src/strategies/classic-store/inline-cache.ts';
 import { consoleLogger } from '../../src/log.ts';
 import { httpRegistry } from '../../src/registry/registry.ts';
 import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, runHelper, smallApp, uniqueRepo, wipeEngine, INLINE_ONLY } from '../support/env.ts';
@@ -47,11 +47,11 @@ async function copyWithoutLinks(from: string, to: string, strip: (records: Cache
 }
 
 /** The 20.10 machinery that holds the repair, on the engine under test. */
-function legacyUploads(): LegacyUploads {
+function legacyUploads(): ClassicStoreUploads {
   const docker = new Docker(BUILDKIT_CLI, execaRunner);
   const log = consoleLogger({ verbose: false, write: () => undefined });
   const ops = new CacheOps(docker, registry, log, { attempts: 1, baseDelayMs: 100, maxDelayMs: 100 }, 30_000);
-  return new LegacyUploads(docker, registry, ops, log, 30_000, 'auto');
+  return new ClassicStoreUploads(docker, registry, ops, log, 30_000, 'auto');
 }
 
 describe('filling inline-cache links the engine dropped, on the real engine', { timeout: 600_000, skip: INLINE_ONLY }, () => {

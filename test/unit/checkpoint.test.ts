@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CheckpointWatch, earlyPart } from '../../src/strategies/legacy/checkpoint.ts';
+import { CheckpointWatch, earlyPart } from '../../src/engine/checkpoint-watch.ts';
 import { stageCheckpoint, stageHistoryEntries, stageStepCount } from '../../src/dockerfile/dockerfile.ts';
 import type { PlannedStage } from '../../src/plan/plan.ts';
 

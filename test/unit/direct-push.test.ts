@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Docker } from '../../src/engine/docker.ts';
-import { pushImageDirect, type UploadedLayer } from '../../src/strategies/legacy/direct-push.ts';
+import { pushImageDirect, type UploadedLayer } from '../../src/strategies/classic-store/direct-push.ts';
 import type { RegistryApi } from '../../src/registry/registry.ts';
 import { tarOf } from '../support/tar.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { INLINE_CACHE_KEY, inferChainLinks, repairInlineCache, type ImageConfig } from '../../src/strategies/legacy/inline-cache.ts';
+import { INLINE_CACHE_KEY, inferChainLinks, repairInlineCache, type ImageConfig } from '../../src/strategies/classic-store/inline-cache.ts';
 
 const encode = (records: unknown[]): string => Buffer.from(JSON.stringify(records)).toString('base64');
 const decode = (config: ImageConfig): { digest: string; layers?: { layer: number }[] }[] => JSON.parse(Buffer.from(String(config[INLINE_CACHE_KEY]), 'base64').toString('utf8'));

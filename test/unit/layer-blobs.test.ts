@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { crc32ForTests, encodeLayer, isCompressed } from '../../src/strategies/legacy/layer-encoder.ts';
-import { readTar } from '../../src/strategies/legacy/tar-reader.ts';
+import { crc32ForTests, encodeLayer, isCompressed } from '../../src/strategies/classic-store/layer-encoder.ts';
+import { readTar } from '../../src/strategies/classic-store/tar-reader.ts';
 import { tarOf } from '../support/tar.ts';
-import { chooseUploader, estimateNewBytes } from '../../src/strategies/legacy/upload-choice.ts';
+import { chooseUploader, estimateNewBytes } from '../../src/strategies/classic-store/upload-choice.ts';
 
 async function* pieces(bytes: Buffer, sizes: readonly number[]): AsyncGenerator<Buffer> {
   let offset = 0;

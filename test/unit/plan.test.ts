@@ -178,6 +178,22 @@ describe('dryRunCommands', () => {
     assert.ok(rebuild.includes('BUILDKIT_INLINE_CACHE=1') && !rebuild.includes('--cache-from'), rebuild.join(' '));
   });
 
+  it('registry cache: a stage with a dependency part is exported early, from a cut Dockerfile, to its own tag', () => {
+    const checkpoint = { text: 'FROM x AS deps\nRUN a\n', step: 2, totalSteps: 4 };
+    const stages = STAGES.map((s) => (s.key === 'deps' ? { ...s, checkpoint, buildkitSteps: 4 } : { ...s, buildkitSteps: 3 }));
+    const plan = makePlan(input({ strategy: 'registry-cache', stages }));
+    const early = dryRunCommands(plan).filter((p) => p.title.startsWith('while it builds'));
+    assert.deepEqual(early.map((p) => p.title), [
+      "while it builds, once a dependency step of deps has run: export that part (steps up to 2/4) to the stage's cache tag",
+      "while it builds, once builder has finished and a step of it ran: export it to the stage's cache tag",
+    ]);
+    const cut = early[0]?.invocations[0]?.args ?? [];
+    assert.deepEqual(cut.slice(cut.indexOf('--file'), cut.indexOf('--file') + 2), ['--file', "<the Dockerfile cut before the stage's sources>"]);
+    assert.ok(cut.includes('type=registry,ref=localhost:5000/team/app:_main__deps,mode=max,ignore-error=true,compression=gzip'), cut.join(' '));
+    assert.ok(!(early[1]?.invocations[0]?.args ?? []).includes('--file'), 'a whole stage is built from the user\'s Dockerfile');
+    assert.equal(dryRunCommands(makePlan(input({ strategy: 'registry-cache', stages, pushCache: false }))).filter((p) => p.title.startsWith('while it builds')).length, 0, 'nothing early without cache pushes');
+  });
+
   it('registry cache: the cache export names the chosen compression', () => {
     for (const compression of ['zstd', 'gzip', 'uncompressed'] as const) {
       const plan = makePlan(input({ strategy: 'registry-cache', cacheCompression: compression }));

@@ -1,4 +1,5 @@
-import type { LegacyUploads } from './legacy-uploads.js';
+import type { EarlyPart } from '../../engine/checkpoint-watch.js';
+import type { ClassicStoreUploads } from './uploads.js';
 import type { Docker } from '../../engine/docker.js';
 import { type DockerfileCopy, dockerfileOf, withDockerfile, writeDockerfileCopy } from '../../dockerfile/copy.js';
 import { formatRef, type ImageRef } from '../../plan/image-ref.js';
@@ -24,70 +25,8 @@ export interface CheckpointDeps {
   readonly plan: Plan;
   readonly resolved: Resolution;
   readonly docker: Docker;
-  readonly early: LegacyUploads;
+  readonly early: ClassicStoreUploads;
   readonly log: Logger;
-}
-
-/** Follows a build's plain progress output and calls back once when step `step` of a stage ends DONE (not CACHED). */
-export class CheckpointWatch {
-  private buffer = '';
-  private id: string | undefined;
-  private fired = false;
-
-  constructor(
-    /** BuildKit's step labels: `[name 4/6]`, or `[4/6]` when the file has one unnamed stage. */
-    private readonly labels: readonly string[],
-    private readonly onReached: () => void,
-  ) {}
-
-  feed(chunk: string): void {
-    if (this.fired) return;
-    this.buffer += chunk;
-    let newline = this.buffer.indexOf('\n');
-    while (newline >= 0 && !this.fired) {
-      this.line(this.buffer.slice(0, newline).replace(/\r$/, ''));
-      this.buffer = this.buffer.slice(newline + 1);
-      newline = this.buffer.indexOf('\n');
-    }
-  }
-
-  private line(text: string): void {
-    const header = /^#(\d+) (\[[^\]]*\]) /.exec(text);
-    if (header && this.id === undefined && this.labels.includes(header[2] ?? '')) {
-      this.id = header[1];
-      return;
-    }
-    if (this.id === undefined) return;
-    const status = new RegExp(`^#${this.id} (CACHED|DONE [\\d.]+s|ERROR|CANCELED)`).exec(text);
-    if (!status) return;
-    this.fired = true;
-    if (status[1]?.startsWith('DONE')) this.onReached();
-  }
-}
-
-/**
- * What to upload early for a stage: `cut`, its dependency part (the stage has the
- * shape for it); `whole`, the finished stage while later stages of the same build
- * still run (only for a build of several stages: a stage built alone is pushed as
- * soon as it ends anyway).
- */
-export type EarlyPart = 'cut' | 'whole';
-
-export function earlyPart(stage: PlannedStage, severalStages: boolean): EarlyPart | undefined {
-  if (stage.checkpoint) return 'cut';
-  if (severalStages && !stage.isTarget && stage.buildkitSteps !== undefined && stage.buildkitSteps > 1) return 'whole';
-  return undefined;
-}
-
-/** The labels BuildKit prints for the step that ends the part, or none. */
-export function checkpointLabels(plan: Plan, stage: PlannedStage, part: EarlyPart): string[] {
-  if (plan.builder !== 'buildkit' || stage.writes.length === 0) return [];
-  const step = part === 'cut' ? stage.checkpoint?.step : stage.buildkitSteps;
-  const total = part === 'cut' ? stage.checkpoint?.totalSteps : stage.buildkitSteps;
-  if (step === undefined || total === undefined) return [];
-  const position = `${step}/${total}`;
-  const name = stage.targetArg ?? `stage-${stage.key}`;
-  return plan.stages.length === 1 ? [`[${name} ${position}]`, `[${position}]`] : [`[${name} ${position}]`];
 }
 
 /**

@@ -1,0 +1,89 @@
+import { checkpointLabels, CheckpointWatch, earlyPart, type EarlyPart } from '../engine/checkpoint-watch.js';
+import { type DockerfileCopy, dockerfileOf, writeDockerfileCopy } from '../dockerfile/copy.js';
+import { firstLine } from '../errors.js';
+import type { ImageRef } from '../plan/image-ref.js';
+import type { CacheCandidate, Plan, PlannedStage } from '../plan/plan.js';
+import { copyToOtherScopes, exportCache, type KnownBlobs, stageReportOf } from './registry-cache-export.js';
+import type { RegistryCacheContext } from './registry-cache.js';
+
+/** A stage part that can be exported before the target build ends. */
+export interface EarlyExport {
+  readonly stage: PlannedStage;
+  readonly part: EarlyPart;
+  /** The stage's own cache tag, where the part goes. */
+  readonly write: CacheCandidate;
+}
+
+/** What the target build may export early: each stage's dependency part, or a finished stage that later stages build on. */
+export function earlyExports(plan: Plan): EarlyExport[] {
+  if (!plan.pushCache) return [];
+  return plan.stages.flatMap((stage) => {
+    const part = earlyPart(stage, plan.stages.length > 1);
+    const write = stage.registryWrites[0];
+    return part && write ? [{ stage, part, write }] : [];
+  });
+}
+
+/**
+ * BuildKit exports a cache only once a build has ended, so the target's export sends
+ * every new layer after the deploy image is up. Instead, as soon as the running target
+ * build reports a stage's dependency part DONE (a step ran: a CACHED one means the
+ * registry has it), or a stage finished while later ones still build, that part is
+ * exported to the stage's own cache tag by a second build beside the running one (the
+ * Dockerfile cut before the stage's sources, --target the stage: every step is the
+ * running build's, a local hit). The target's export at the end finds those blobs in
+ * the registry and sends only the rest. Exports run one at a time and the target's
+ * waits for them, so that no blob goes up twice at once. Best effort, like every cache
+ * write: a failed early export only leaves its layers to the target's export.
+ */
+export class EarlyCacheExports {
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: RegistryCacheContext,
+    private readonly cacheFrom: readonly ImageRef[],
+    private readonly known: Promise<KnownBlobs>,
+    /** The build phase they run in: their bytes are counted there. */
+    private readonly phase: string,
+  ) {}
+
+  /** A feed for the target build's output; a no-op when nothing can go early. */
+  watcher(): (chunk: string) => void {
+    const watches = earlyExports(this.ctx.plan).flatMap((early) => {
+      const labels = checkpointLabels(this.ctx.plan, early.stage, early.part);
+      return labels.length > 0 ? [new CheckpointWatch(labels, () => this.start(early))] : [];
+    });
+    return (chunk) => {
+      for (const watch of watches) watch.feed(chunk);
+    };
+  }
+
+  /** Settles when every early export started so far has ended. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  private start(early: EarlyExport): void {
+    if (this.ctx.cancel.aborted) return;
+    this.queue = this.queue.then(() => this.run(early)).catch((error: unknown) => {
+      this.ctx.log.info(`stage ${early.stage.key}: no early cache export (${firstLine((error as Error).message)}); the target's export sends its layers`);
+    });
+  }
+
+  private async run({ stage, part, write }: EarlyExport): Promise<void> {
+    const { ctx } = this;
+    if (ctx.cancel.aborted) return;
+    const checkpoint = stage.checkpoint;
+    let copy: DockerfileCopy | undefined;
+    try {
+      if (part === 'cut' && checkpoint) copy = await writeDockerfileCopy(checkpoint.text, dockerfileOf(ctx.plan.passthrough, ctx.plan.context), 'drc-checkpoint-');
+      const note = part === 'cut' && checkpoint ? `dependency part, steps up to ${checkpoint.step}/${checkpoint.totalSteps}, exported while the build went on` : 'exported while later stages built';
+      const sent = await exportCache(ctx, stage, write.ref, this.cacheFrom, new Map(), await this.known, { dockerfile: copy?.path, note, cancelSignal: ctx.cancel });
+      if (sent === undefined) return;
+      ctx.traffic.addEarlyCacheUpload(this.phase, sent);
+      await copyToOtherScopes(ctx, stageReportOf(ctx.report, stage), write.ref, stage.registryWrites.slice(1));
+    } finally {
+      await copy?.remove();
+    }
+  }
+}
