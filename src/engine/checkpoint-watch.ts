@@ -12,11 +12,18 @@ export class CheckpointWatch {
   private buffer = '';
   private id: string | undefined;
   private fired = false;
+  private loaded = false;
+  private printed = false;
 
   constructor(
     /** BuildKit's step labels: `[name 4/6]`, or `[4/6]` when the file has one unnamed stage. */
     private readonly labels: readonly string[],
     private readonly onReached: () => void,
+    /**
+     * The build imports registry caches, whose hits can print as blob downloads and DONE
+     * (build-output.ts): such a step is a hit, not a step that ran.
+     */
+    private readonly registryHits = false,
   ) {}
 
   feed(chunk: string): void {
@@ -37,10 +44,17 @@ export class CheckpointWatch {
       return;
     }
     if (this.id === undefined) return;
-    const status = new RegExp(`^#${this.id} (CACHED|DONE [\\d.]+s|ERROR|CANCELED)`).exec(text);
-    if (!status) return;
+    const body = new RegExp(`^#${this.id} (.*)$`).exec(text)?.[1];
+    if (body === undefined) return;
+    const status = /^(CACHED|DONE [\d.]+s|ERROR|CANCELED)/.exec(body);
+    if (!status) {
+      if (/^(?:extracting )?sha256:[0-9a-f]{64}\b/.test(body)) this.loaded = true;
+      else this.printed = true;
+      return;
+    }
     this.fired = true;
-    if (status[1]?.startsWith('DONE')) this.onReached();
+    const fetchedHit = this.registryHits && this.loaded && !this.printed;
+    if (status[1]?.startsWith('DONE') && !fetchedHit) this.onReached();
   }
 }
 

@@ -51,7 +51,7 @@ export class EarlyCacheExports {
   watcher(): (chunk: string) => void {
     const watches = earlyExports(this.ctx.plan).flatMap((early) => {
       const labels = checkpointLabels(this.ctx.plan, early.stage, early.part);
-      return labels.length > 0 ? [new CheckpointWatch(labels, () => this.start(early))] : [];
+      return labels.length > 0 ? [new CheckpointWatch(labels, () => this.start(early), true)] : [];
     });
     return (chunk) => {
       for (const watch of watches) watch.feed(chunk);

@@ -80,6 +80,21 @@ describe('CheckpointWatch', () => {
     }
   });
 
+  it('with registry caches, a step that only fetched its layers before DONE was a hit: it does not fire; one that printed output did', () => {
+    const blob = 'sha256:' + 'a'.repeat(64);
+    let fired = 0;
+    const fetched = new CheckpointWatch(['[builder 4/6]'], () => fired++, true);
+    fetched.feed(`${header(8, '[builder 4/6]')}#8 ${blob} 8.39MB / 8.39MB 0.1s done\n#8 extracting ${blob} 0.1s done\n#8 DONE 0.3s\n`);
+    assert.equal(fired, 0);
+    const ran = new CheckpointWatch(['[builder 4/6]'], () => fired++, true);
+    ran.feed(`${header(8, '[builder 4/6]')}#8 0.512 installing\n#8 DONE 8.1s\n`);
+    assert.equal(fired, 1);
+    // On 20.10 (no registry caches) blob lines belong to steps that ran.
+    const legacy = new CheckpointWatch(['[builder 4/6]'], () => fired++);
+    legacy.feed(`${header(8, '[builder 4/6]')}#8 ${blob} 8.39MB / 8.39MB 0.1s done\n#8 DONE 0.3s\n`);
+    assert.equal(fired, 2);
+  });
+
   it('ignores other stages and output prefixed by parallel builds', () => {
     let fired = 0;
     const watch = new CheckpointWatch(['[builder 4/6]'], () => fired++);
