@@ -190,7 +190,7 @@ export function normaliseOptions(rawArgs: ParsedHelperArgs, split: SplitArgs, ct
     buildxBuilder,
     strategy: (args.strategy ?? 'auto') as StrategyChoice,
     cacheUpload: (args['cache-upload'] ?? 'auto') as UploadChoice,
-    cacheCompression: (args['cache-compression'] ?? 'gzip') as CacheCompression,
+    cacheCompression: (args['cache-compression'] ?? 'zstd') as CacheCompression,
     docker: args.docker,
     login,
     retries: wholeNumber(args.retries, 'retries', 1, 10),

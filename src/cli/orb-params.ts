@@ -83,6 +83,8 @@ export function argsFromOrbParams(env: OrbEnvironment): string[] {
   if (buildkit !== undefined && buildkit !== 'auto') args.push('--builder', orbBoolean(buildkit, false) ? 'buildkit' : 'classic');
   const upload = present(p.PARAM_CACHE_UPLOAD)?.toLowerCase();
   if (upload !== undefined && upload !== 'auto') args.push('--cache-upload', upload);
+  const compression = present(p.PARAM_CACHE_COMPRESSION)?.toLowerCase();
+  if (compression !== undefined && compression !== 'zstd') args.push('--cache-compression', compression);
   const reportDir = present(p.PARAM_REPORT_DIR);
   if (reportDir !== undefined) args.push('--report', `${reportDir}/docker-build-report.json`, '--report-md', `${reportDir}/docker-build-report.md`);
   if (!orbBoolean(p.PARAM_DEPLOY, true) || env.readOnly) args.push('--no-push');

@@ -227,7 +227,7 @@ export function makePlan(input: PlanInput): Plan {
     builder: input.builder,
     strategy: input.strategy ?? (input.builder === 'classic' ? 'classic' : 'inline'),
     buildxBuilder: input.buildxBuilder,
-    cacheCompression: input.cacheCompression ?? 'gzip',
+    cacheCompression: input.cacheCompression ?? 'zstd',
     deferTargetInlineCache: input.deferTargetInlineCache ?? false,
     revealBuildArgs: new Set(input.revealBuildArgs ?? []),
     stages,

@@ -78,7 +78,7 @@ export class EarlyCacheExports {
     try {
       if (part === 'cut' && checkpoint) copy = await writeDockerfileCopy(checkpoint.text, dockerfileOf(ctx.plan.passthrough, ctx.plan.context), 'drc-checkpoint-');
       const note = part === 'cut' && checkpoint ? `dependency part, steps up to ${checkpoint.step}/${checkpoint.totalSteps}, exported while the build went on` : 'exported while later stages built';
-      const sent = await exportCache(ctx, stage, write.ref, this.cacheFrom, new Map(), await this.known, { dockerfile: copy?.path, note, cancelSignal: ctx.cancel });
+      const sent = await exportCache(ctx, stage, write.ref, this.cacheFrom, new Map(), await this.known, { dockerfile: copy?.path, note, cancelSignal: ctx.cancel, early: true });
       if (sent === undefined) return;
       ctx.traffic.addEarlyCacheUpload(this.phase, sent);
       await copyToOtherScopes(ctx, stageReportOf(ctx.report, stage), write.ref, stage.registryWrites.slice(1));

@@ -67,6 +67,8 @@ export interface ExportOptions {
   /** Said in the log and the report: why this export ran when it did. */
   readonly note?: string | undefined;
   readonly cancelSignal?: AbortSignal | undefined;
+  /** An early export: a failure is said in passing, not recorded as a failed cache write (the target's export sends those layers). */
+  readonly early?: boolean | undefined;
 }
 
 /**
@@ -85,6 +87,10 @@ export async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage
   const exportError = /^#\d+ (?:ERROR|WARN(?:ING)?):? .*$/m.exec(result.all.split(/exporting cache to registry/).slice(1).join('\n'))?.[0];
   if (result.exitCode !== 0 || exportError) {
     const why = exportError ?? (result.timedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : `docker buildx build exited ${result.exitCode}: ${tail(result.all, 1)}`);
+    if (options.early) {
+      ctx.log.info(`early export of ${stage.key} to ${formatRef(to)} failed (${why}); the target's cache export sends those layers`);
+      return undefined;
+    }
     stageReport.cachePush.push({ ref: formatRef(to), action: 'failed', message: why });
     ctx.log.warn(`could not export the registry cache ${formatRef(to)}${options.note ? ` (${options.note})` : ''} (${why}); the build goes on, the next run may be slower`);
     return undefined;

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, REGISTRY, REGISTRY_LOG, registryDigest, registryTags, registryTraffic, reportedStage, runHelper, STRATEGY, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, incompressibleFile, REGISTRY, REGISTRY_LOG, registryDigest, registryTags, registryTraffic, reportedStage, runHelper, STRATEGY, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 const HEAVY_MB = 8;
 
@@ -20,7 +20,7 @@ function app(): string {
       'FROM ${BASE_IMAGE} AS builder',
       'WORKDIR /build',
       'COPY deps.txt ./',
-      `RUN awk 'BEGIN { srand(5); for (i = 0; i < 1048576; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for k in $(seq 1 ${HEAVY_MB}); do tr '\\001-\\377' "$(printf '\\\\%03o-\\\\377\\\\001-\\\\%03o' $((k + 1)) $k)" < /tmp/b; done > vendor.bin && rm /tmp/b && cat deps.txt > installed.txt`,
+      `RUN ${incompressibleFile('vendor.bin', HEAVY_MB * 16, 5)} && cat deps.txt > installed.txt`,
       'COPY src/ ./src/',
       // Long enough for the early export to run beside it.
       'RUN sleep 3 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',

@@ -71,7 +71,13 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     const run = await helper(`${p.address}/${path}:v1`, app());
     assert.equal(run.code, 0, explain(run));
     assert.ok(p.log.some((l) => l.fault === 'reset-after-bytes'), 'a reset was injected');
-    assert.deepEqual(await registryTags(`${REGISTRY}/${path}`), STRATEGY === 'inline' ? ['__builder', '__deps', 'latest', 'main', 'main__builder', 'main__deps', 'v1'] : ['_latest', '_main', 'v1']);
+    const tags = await registryTags(`${REGISTRY}/${path}`);
+    if (STRATEGY === 'inline') assert.deepEqual(tags, ['__builder', '__deps', 'latest', 'main', 'main__builder', 'main__deps', 'v1']);
+    else {
+      // The target's cache and the deploy always arrive; an early export the reset hit is left to the target's export.
+      for (const tag of ['_latest', '_main', 'v1']) assert.ok(tags.includes(tag), `${tag} in ${tags.join(', ')}`);
+      assert.deepEqual(tags.filter((t) => !['_latest', '_main', 'v1', '___builder', '___deps', '_main__builder', '_main__deps'].includes(t)), []);
+    }
   });
 
   it('resets on every large layer upload: the cache pushes warn without repeating themselves, the run goes on to deploy', async () => {
@@ -126,7 +132,7 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     assert.equal(run.code, 143, explain(run));
     assert.ok(Date.now() - started < 50_000, 'stopped well before the 60 s step would end');
     assert.match(run.stderr, /SIGTERM received/);
-    assert.deepEqual(await registryTags(repo), STRATEGY === 'inline' ? ['__builder', '__deps', 'main__builder', 'main__deps'] : ['___builder', '_main__builder']);
+    assert.deepEqual(await registryTags(repo), STRATEGY === 'inline' ? ['__builder', '__deps', 'main__builder', 'main__deps'] : ['___builder', '___deps', '_main__builder', '_main__deps']);
     assert.equal(run.report?.outcome, 'interrupted');
   });
 

@@ -102,6 +102,17 @@ export function appCopy(source = join(ROOT, 'examples', 'app')): string {
 }
 
 /** A small 3-stage app: quick to build, deterministic, with a heavy-ish dependency layer. */
+/**
+ * A shell command that writes `blocks` 64 KiB blocks of seeded random bytes to `path`,
+ * each block with its byte values rotated by another amount (tr), so that no byte
+ * string repeats: neither gzip nor zstd (whose window would find a repeated block) can
+ * shrink it, as they cannot shrink the archives of a real dependency layer. At most 254.
+ */
+export function incompressibleFile(path: string, blocks: number, seed: number): string {
+  if (blocks > 254) throw new Error('incompressibleFile: at most 254 rotations');
+  return `awk 'BEGIN { srand(${seed}); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for k in $(seq 1 ${blocks}); do tr '\\001-\\377' "$(printf '\\\\%03o-\\\\377\\\\001-\\\\%03o' $((k + 1)) $k)" < /tmp/b; done > ${path} && rm /tmp/b`;
+}
+
 export function smallApp(opts: { failFinal?: boolean; depsMb?: number; depsSleep?: number } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'drc-small-'));
   mkdirSync(join(dir, 'src'));
@@ -113,7 +124,7 @@ export function smallApp(opts: { failFinal?: boolean; depsMb?: number; depsSleep
       `ARG BASE_IMAGE=${BASE_IMAGE}`,
       'FROM ${BASE_IMAGE} AS deps',
       'COPY deps.txt /deps/',
-      `RUN sleep ${opts.depsSleep ?? 1} && awk 'BEGIN { srand(7); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for i in $(seq 1 ${(opts.depsMb ?? 4) * 16}); do cat /tmp/b; done > /deps/vendor.bin && rm /tmp/b`,
+      `RUN sleep ${opts.depsSleep ?? 1} && ${incompressibleFile('/deps/vendor.bin', (opts.depsMb ?? 4) * 16, 7)}`,
       'FROM deps AS builder',
       'RUN mkdir -p /out && echo toolchain > /out/toolchain.txt',
       'COPY src/ /src/',

@@ -20,14 +20,14 @@ describe('orb parameters to the helper\'s command line', () => {
     const args = argsFromOrbParams({
       params: {
         PARAM_IMAGE: 'reg.example.com/team/app', PARAM_TAG: '', PARAM_EXTRA_TAGS: 'stable, v1', PARAM_BRANCH: '<nil>', PARAM_DEFAULT_BRANCHES: 'main,master',
-        PARAM_TARGET: 'runtime', PARAM_BUILDKIT: 'true', PARAM_CACHE_UPLOAD: 'engine', PARAM_DEPLOY: 'false', PARAM_DOCKERFILE: 'docker/Dockerfile', PARAM_EXTRA_BUILD_ARGS: '--build-arg A=1', PARAM_CONTEXT: 'svc',
+        PARAM_TARGET: 'runtime', PARAM_BUILDKIT: 'true', PARAM_CACHE_UPLOAD: 'engine', PARAM_CACHE_COMPRESSION: 'gzip', PARAM_DEPLOY: 'false', PARAM_DOCKERFILE: 'docker/Dockerfile', PARAM_EXTRA_BUILD_ARGS: '--build-arg A=1', PARAM_CONTEXT: 'svc',
       },
       commit: 'abc123',
       readOnly: false,
     });
     assert.deepEqual(args, [
       'reg.example.com/team/app:abc123', '--tag', 'stable', '--tag', 'v1', '--default-branch', 'main,master', '--target', 'runtime',
-      '--builder', 'buildkit', '--cache-upload', 'engine', '--no-push', '-f', 'docker/Dockerfile', '--build-arg', 'A=1', 'svc',
+      '--builder', 'buildkit', '--cache-upload', 'engine', '--cache-compression', 'gzip', '--no-push', '-f', 'docker/Dockerfile', '--build-arg', 'A=1', 'svc',
     ]);
   });
 

@@ -189,7 +189,7 @@ describe('dryRunCommands', () => {
     ]);
     const cut = early[0]?.invocations[0]?.args ?? [];
     assert.deepEqual(cut.slice(cut.indexOf('--file'), cut.indexOf('--file') + 2), ['--file', "<the Dockerfile cut before the stage's sources>"]);
-    assert.ok(cut.includes('type=registry,ref=localhost:5000/team/app:_main__deps,mode=max,ignore-error=true,compression=gzip'), cut.join(' '));
+    assert.ok(cut.includes('type=registry,ref=localhost:5000/team/app:_main__deps,mode=max,ignore-error=true,compression=zstd'), cut.join(' '));
     assert.ok(!(early[1]?.invocations[0]?.args ?? []).includes('--file'), 'a whole stage is built from the user\'s Dockerfile');
     assert.equal(dryRunCommands(makePlan(input({ strategy: 'registry-cache', stages, pushCache: false }))).filter((p) => p.title.startsWith('while it builds')).length, 0, 'nothing early without cache pushes');
   });
