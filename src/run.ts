@@ -243,15 +243,12 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   let reason = '';
   // Measured on Docker 26's classic store (docs/engines.md): its docker push still gzips at
   // ~26 MB/s, so the direct and early uploads stay (cold 12.3-12.9 s against 15.5-14.3 s
-  // with docker push alone); the links its BuildKit leaves out of inline cache cost no hit
-  // there, so the repair is for 20.10 (a client without buildx) only.
-  let repairInlineCache = true;
+  // with docker push alone), and its BuildKit still drops inline-cache links that cost hits.
   let classicStore = true;
   const useBuilder = (caps: DockerCapabilities | undefined): void => {
     const chosen = pickStrategy(options, deps.ctx, caps);
     // buildx's BuildKit on the classic store: see deferredInlineCache (per-stage.ts).
     plan = planFor(chosen.kind, chosen.kind === 'inline' && caps?.hasBuildx === true);
-    repairInlineCache = caps?.hasBuildx !== true;
     classicStore = caps?.imageStore !== 'containerd';
     reason = chosen.reason;
     report.builder = plan.builder;
@@ -313,7 +310,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   if (plan.push && target) deploys.expect(formatRef(target.localRef), plan.deploy);
   // The classic image store's upload machinery; on the containerd store (--strategy inline there)
   // docker save gives compressed layers, which the direct upload cannot send.
-  const classicUploads = classicStore ? new ClassicStoreUploads(deps.docker, deps.registry, ops, log, timeoutMs, options.cacheUpload, repairInlineCache) : undefined;
+  const classicUploads = classicStore ? new ClassicStoreUploads(deps.docker, deps.registry, ops, log, timeoutMs, options.cacheUpload) : undefined;
   const uploader = classicUploads ?? new EngineUploader(ops);
   const strategyContext: StrategyContext = { plan, cli: options.docker, report, resolved, docker: deps.docker, ops, log, cancel: deps.cancel, uploader, early: classicUploads, deploys, traffic, inlineCacheDropped: new Set(), timed };
   // BuildKit: one target build with every cache, then each changed stage exported from it; classic: stage by stage.

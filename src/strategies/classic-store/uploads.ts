@@ -19,11 +19,10 @@ interface EarlyUploads {
 
 /**
  * Cache uploads on the classic image store (Docker 20.10, and Docker 26-28 hosts with
- * overlay2), whose docker push gzips at ~26 MB/s: the direct upload of `docker save`
- * output (direct-push.ts) and early uploads of a stage's dependency layers
- * (checkpoint.ts); on 20.10 only, whose BuildKit drops inline-cache links that cost
- * hits, the inline-cache repair (inline-cache.ts). Measured on Docker 26 in
- * docs/engines.md. The containerd store (docker save gives compressed layers) gets
+ * overlay2), whose docker push gzips at ~26 MB/s and whose BuildKit drops inline-cache
+ * links that cost hits: the direct upload of `docker save` output (direct-push.ts),
+ * early uploads of a stage's dependency layers (checkpoint.ts), and the inline-cache
+ * repair (inline-cache.ts). Measured on Docker 26 in docs/engines.md. The containerd store (docker save gives compressed layers) gets
  * EngineUploader (publish/cache-uploader.ts) instead.
  */
 export class ClassicStoreUploads implements CacheUploader {
@@ -47,8 +46,6 @@ export class ClassicStoreUploads implements CacheUploader {
     private readonly timeoutMs: number,
     /** --cache-upload: docker push, the direct upload, or whichever is faster. */
     readonly choice: UploadChoice,
-    /** Whether the engine drops inline-cache links that cost hits (20.10; not Docker 26's classic store). */
-    private readonly repairs = true,
   ) {}
 
   /**
@@ -57,9 +54,8 @@ export class ClassicStoreUploads implements CacheUploader {
    * `sources` are registry images whose layers the registry already has.
    */
   /** The repair is applied to the config before the direct upload sends it, or rewritten in the registry after a docker push. */
-  async push(local: string, ref: ImageRef, sources: readonly ImageRef[], localDiffIds: readonly string[] | undefined, repairAsked: RepairSources | undefined): Promise<CacheUpload> {
+  async push(local: string, ref: ImageRef, sources: readonly ImageRef[], localDiffIds: readonly string[] | undefined, repair: RepairSources | undefined): Promise<CacheUpload> {
     const choice = this.choice;
-    const repair = this.repairs ? repairAsked : undefined;
     const early = this.early.get(repoKey(ref));
     const earlyForTag = early?.pendingByTag.get(formatRef(ref)) ?? [];
     await Promise.all(earlyForTag);
@@ -115,8 +111,7 @@ export class ClassicStoreUploads implements CacheUploader {
    * Writes the cache `ref` as a manifest copy of `from`, a registry image of the same
    * local image (the deploy push's tag), then reports and repairs it as after a push.
    */
-  async copy(from: ImageRef, ref: ImageRef, repairAsked: RepairSources | undefined): Promise<CacheUpload> {
-    const repair = this.repairs ? repairAsked : undefined;
+  async copy(from: ImageRef, ref: ImageRef, repair: RepairSources | undefined): Promise<CacheUpload> {
     const copied = await this.ops.copyManifest(from, ref);
     if (!copied.ok) return { ...copied, uploader: 'engine', repaired: 0 };
     const repaired = repair ? await this.repairInlineCache(ref, await repair.sources(), repair.base) : 0;
