@@ -3,7 +3,7 @@ import type { DockerInvocation } from '../engine/docker.js';
 import { branchToken, cacheTag, formatRef, type ImageRef, registryCacheTag, withTag } from './image-ref.js';
 import type { StrategyKind } from './strategy.js';
 import { withDockerfile } from '../dockerfile/copy.js';
-import { earlyPart } from '../engine/checkpoint-watch.js';
+import { registryEarlyPart } from '../engine/checkpoint-watch.js';
 
 export type BuilderKind = 'classic' | 'buildkit';
 
@@ -378,11 +378,11 @@ function registryDryRun(plan: Plan): { title: string; invocations: DockerInvocat
     ...plan.stages.flatMap((stage) => {
       // While the target builds (strategies/early-cache-export.ts).
       const write = stage.registryWrites[0];
-      const part = earlyPart(stage, plan.stages.length > 1);
+      const part = registryEarlyPart(plan, stage);
       if (!plan.pushCache || !write || !part) return [];
       const dockerfile = part === 'cut' ? '<the Dockerfile cut before the stage\'s sources>' : undefined;
       return [{
-        title: part === 'cut' ? `while it builds, once a dependency step of ${stage.key} has run: export that part (steps up to ${stage.checkpoint?.step}/${stage.checkpoint?.totalSteps}) to the stage's cache tag` : `while it builds, once ${stage.key} has finished and a step of it ran: export it to the stage's cache tag`,
+        title: part === 'cut' ? `while it builds, once a dependency step of ${stage.key} has run: export that part (steps up to ${stage.checkpoint?.step}/${stage.checkpoint?.totalSteps}) to the stage's cache tag` : `while it builds, once ${stage.key} has finished and a step of it ran: export it to the stage's cache tag (the stages built on it still build)`,
         invocations: [registryBuildInvocation(plan, { stage, cacheFrom: assumed, cacheTo: write.ref, dockerfile })],
       }];
     }),

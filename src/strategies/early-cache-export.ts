@@ -1,4 +1,4 @@
-import { checkpointLabels, CheckpointWatch, earlyPart, type EarlyPart } from '../engine/checkpoint-watch.js';
+import { checkpointLabels, CheckpointWatch, type EarlyPart, registryEarlyPart } from '../engine/checkpoint-watch.js';
 import { type DockerfileCopy, dockerfileOf, writeDockerfileCopy } from '../dockerfile/copy.js';
 import { firstLine } from '../errors.js';
 import type { ImageRef } from '../plan/image-ref.js';
@@ -14,11 +14,11 @@ export interface EarlyExport {
   readonly write: CacheCandidate;
 }
 
-/** What the target build may export early: each stage's dependency part, or a finished stage that later stages build on. */
+/** What the target build may export early: each stage's dependency part, or a finished stage that other stages build on. */
 export function earlyExports(plan: Plan): EarlyExport[] {
   if (!plan.pushCache) return [];
   return plan.stages.flatMap((stage) => {
-    const part = earlyPart(stage, plan.stages.length > 1);
+    const part = registryEarlyPart(plan, stage);
     const write = stage.registryWrites[0];
     return part && write ? [{ stage, part, write }] : [];
   });
@@ -28,7 +28,7 @@ export function earlyExports(plan: Plan): EarlyExport[] {
  * BuildKit exports a cache only once a build has ended, so the target's export sends
  * every new layer after the deploy image is up. Instead, as soon as the running target
  * build reports a stage's dependency part DONE (a step ran: a CACHED one means the
- * registry has it), or a stage finished while later ones still build, that part is
+ * registry has it), or a stage finished that other stages still build on, that part is
  * exported to the stage's own cache tag by a second build beside the running one (the
  * Dockerfile cut before the stage's sources, --target the stage: every step is the
  * running build's, a local hit). The target's export at the end finds those blobs in
