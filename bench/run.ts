@@ -331,7 +331,8 @@ interface Summary {
   mbPushed: number;
   cached: number;
   total: number;
-  filesEqual: boolean;
+  /** undefined: no no-cache run to compare with (a run with --tools without no-cache). */
+  filesEqual: boolean | undefined;
   ok: boolean;
 }
 
@@ -366,7 +367,7 @@ function report(results: Record<string, Record<string, Record<Row, Measure[]>>>,
           mbPushed: median(runs.map((r) => r.mbPushed)),
           cached: median(runs.map((r) => r.cached)),
           total: median(runs.map((r) => r.total)),
-          filesEqual: runs.every((r, i) => r.filesDigest === reference[i]?.filesDigest),
+          filesEqual: reference.length === 0 ? undefined : runs.every((r, i) => r.filesDigest === reference[i]?.filesDigest),
           ok: runs.every((r) => r.ok),
         };
       }
@@ -374,14 +375,14 @@ function report(results: Record<string, Record<string, Record<Row, Measure[]>>>,
       if (!helper) continue;
       const reference = summaries[vs] ?? helper;
       const { met, text, limit } = verdict(appKind, scenario, summaries);
-      const filesMet = helper.filesEqual && helper.ok;
+      const filesMet = helper.filesEqual !== false && helper.ok;
       allMet &&= met && filesMet;
       const floor = summaries[FLOOR];
       const outOfReach = !met && floor !== undefined && limit !== undefined && floor.seconds > limit;
       for (const row of rows) {
         const s = summaries[row];
         if (!s) continue;
-        const files = row === FLOOR ? '-' : s.ok ? (s.filesEqual ? 'yes' : 'NO') : 'FAILED';
+        const files = row === FLOOR || s.filesEqual === undefined ? '-' : s.ok ? (s.filesEqual ? 'yes' : 'NO') : 'FAILED';
         const note =
           row === 'helper'
             ? `${met && filesMet ? 'met' : 'MISSED'}: ${text}${outOfReach && floor ? `; out of reach here: the bare build alone takes ${floor.seconds.toFixed(1)} s` : ''}`
