@@ -1,36 +1,13 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, incompressibleFile, REGISTRY, REGISTRY_LOG, registryDigest, registryTags, registryTraffic, reportedStage, runHelper, STRATEGY, uniqueRepo, wipeEngine } from '../support/env.ts';
+import { BUILDKIT_CLI, cleanup, dependencyStageApp, ensureTestEnv, explain, incompressibleFile, REGISTRY, REGISTRY_LOG, registryDigest, registryTags, registryTraffic, reportedStage, runHelper, STRATEGY, uniqueRepo, wipeEngine } from '../support/env.ts';
 
 const HEAVY_MB = 8;
 
 /** Two stages: the builder installs 8 MiB of incompressible dependencies, then copies and builds the sources (3 s). */
-function app(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'drc-early-export-'));
-  mkdirSync(join(dir, 'src'));
-  writeFileSync(join(dir, 'deps.txt'), 'lib 1\n');
-  writeFileSync(join(dir, 'src', 'main.txt'), 'v1\n');
-  writeFileSync(
-    join(dir, 'Dockerfile'),
-    [
-      `ARG BASE_IMAGE=${BASE_IMAGE}`,
-      'FROM ${BASE_IMAGE} AS builder',
-      'WORKDIR /build',
-      'COPY deps.txt ./',
-      `RUN ${incompressibleFile('vendor.bin', HEAVY_MB * 16, 5)} && cat deps.txt > installed.txt`,
-      'COPY src/ ./src/',
-      // Long enough for the early export to run beside it.
-      'RUN sleep 3 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
-      'FROM ${BASE_IMAGE} AS final',
-      'COPY --from=builder /out /app',
-      '',
-    ].join('\n'),
-  );
-  return dir;
-}
+const app = (): string => dependencyStageApp('drc-early-export-', incompressibleFile('vendor.bin', HEAVY_MB * 16, 5));
 
 const EARLY_NOTE = /dependency part, steps up to 4\/6, exported while the build went on/;
 

@@ -1,40 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, BUILDKIT_CLI, cleanup, ensureTestEnv, explain, imageFiles, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine, INLINE_ONLY } from '../support/env.ts';
+import { BUILDKIT_CLI, cleanup, dependencyStageApp, ensureTestEnv, explain, imageFiles, registryTags, reportedStage, runHelper, uniqueRepo, wipeEngine, INLINE_ONLY } from '../support/env.ts';
 
 const BUILDKIT = { DOCKER_BUILDKIT: '1' };
 const EARLY = /stage builder: ([\d.]+) MB of dependency layers \(steps up to 4\/6\) uploaded while the source steps run/;
 
-/** One stage that installs 6 MiB of incompressible dependencies, then copies and builds the sources. */
-function app(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'drc-early-'));
-  mkdirSync(join(dir, 'src'));
-  writeFileSync(join(dir, 'deps.txt'), 'lib 1\n');
-  writeFileSync(join(dir, 'src', 'main.txt'), 'v1\n');
-  writeFileSync(
-    join(dir, 'Dockerfile'),
-    [
-      `ARG BASE_IMAGE=${BASE_IMAGE}`,
-      'FROM ${BASE_IMAGE} AS builder',
-      'WORKDIR /build',
-      'COPY deps.txt ./',
-      `RUN awk 'BEGIN { srand(3); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for i in $(seq 1 96); do cat /tmp/b; done > vendor.bin && rm /tmp/b && cat deps.txt > installed.txt`,
-      'COPY src/ ./src/',
-      // Long enough for the early upload to run beside it.
-      'RUN sleep 3 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
-      'FROM ${BASE_IMAGE} AS final',
-      'COPY --from=builder /out /app',
-      '',
-    ].join('\n'),
-  );
-  return dir;
-}
-
-
+/** One stage that installs 6 MiB of dependencies (gzip cannot shrink them), then copies and builds the sources. */
+const app = (): string =>
+  dependencyStageApp('drc-early-', `awk 'BEGIN { srand(3); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for i in $(seq 1 96); do cat /tmp/b; done > vendor.bin && rm /tmp/b`);
 
 describe('dependency layers uploaded while the source steps run, on the real engine', { timeout: 600_000, skip: INLINE_ONLY }, () => {
   const repo = uniqueRepo('early');

@@ -113,6 +113,34 @@ export function incompressibleFile(path: string, blocks: number, seed: number): 
   return `awk 'BEGIN { srand(${seed}); for (i = 0; i < 65536; i++) printf "%c", 1 + int(rand() * 255) }' > /tmp/b && for k in $(seq 1 ${blocks}); do tr '\\001-\\377' "$(printf '\\\\%03o-\\\\377\\\\001-\\\\%03o' $((k + 1)) $k)" < /tmp/b; done > ${path} && rm /tmp/b`;
 }
 
+/**
+ * One stage that installs dependencies (`writeVendor` writes build/vendor.bin), then
+ * copies and builds the sources for 3 s, long enough for an early upload or export to
+ * run beside it; a slim final stage. For the tests of what goes up before a build ends.
+ */
+export function dependencyStageApp(prefix: string, writeVendor: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'deps.txt'), 'lib 1\n');
+  writeFileSync(join(dir, 'src', 'main.txt'), 'v1\n');
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    [
+      `ARG BASE_IMAGE=${BASE_IMAGE}`,
+      'FROM ${BASE_IMAGE} AS builder',
+      'WORKDIR /build',
+      'COPY deps.txt ./',
+      `RUN ${writeVendor} && cat deps.txt > installed.txt`,
+      'COPY src/ ./src/',
+      'RUN sleep 3 && mkdir -p /out && cat installed.txt src/*.txt > /out/app.txt && sha256sum vendor.bin > /out/vendor.sum',
+      'FROM ${BASE_IMAGE} AS final',
+      'COPY --from=builder /out /app',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
+
 export function smallApp(opts: { failFinal?: boolean; depsMb?: number; depsSleep?: number } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'drc-small-'));
   mkdirSync(join(dir, 'src'));
