@@ -3,7 +3,7 @@ import type { DockerInvocation } from '../engine/docker.js';
 import { branchToken, cacheTag, formatRef, type ImageRef, registryCacheTag, withTag } from './image-ref.js';
 import type { StrategyKind } from './strategy.js';
 import { withDockerfile } from '../dockerfile/copy.js';
-import { registryEarlyPart } from '../engine/checkpoint-watch.js';
+import { type EarlyPart, registryEarlyPart } from '../engine/checkpoint-watch.js';
 
 export type BuilderKind = 'classic' | 'buildkit';
 
@@ -344,6 +344,24 @@ export interface RegistryBuild {
   readonly dockerfile?: string | undefined;
 }
 
+/** A stage part the registry-cache strategy exports before the target build ends (strategies/early-cache-export.ts). */
+export interface EarlyExport {
+  readonly stage: PlannedStage;
+  readonly part: EarlyPart;
+  /** The stage's own cache tag, where the part goes. */
+  readonly write: CacheCandidate;
+}
+
+/** What the target build may export early: each stage's dependency part, or a finished stage that other stages build on. */
+export function earlyExports(plan: Plan): EarlyExport[] {
+  if (!plan.pushCache) return [];
+  return plan.stages.flatMap((stage) => {
+    const part = registryEarlyPart(plan, stage);
+    const write = stage.registryWrites[0];
+    return part && write ? [{ stage, part, write }] : [];
+  });
+}
+
 /**
  * The buildx build of the registry-cache strategy. The target's build tags and
  * pushes the deploy image itself (--push) and exports no cache, so the deploy is in
@@ -375,17 +393,11 @@ function registryDryRun(plan: Plan): { title: string; invocations: DockerInvocat
   return [
     { title: 'resolve (registry lookups of the registry caches; only those found are given to BuildKit)', invocations: plan.stages.flatMap((s) => s.registryCandidates.map((c) => ({ args: ['manifest', 'inspect', formatRef(c.ref)], env: {} }))) },
     { title: `build ${target.key} (target) with the caches found${plan.push ? ', pushing the deploy image as soon as it is built' : ''}`, invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed })] },
-    ...plan.stages.flatMap((stage) => {
-      // While the target builds (strategies/early-cache-export.ts).
-      const write = stage.registryWrites[0];
-      const part = registryEarlyPart(plan, stage);
-      if (!plan.pushCache || !write || !part) return [];
-      const dockerfile = part === 'cut' ? '<the Dockerfile cut before the stage\'s sources>' : undefined;
-      return [{
-        title: part === 'cut' ? `while it builds, once a dependency step of ${stage.key} has run: export that part (steps up to ${stage.checkpoint?.step}/${stage.checkpoint?.totalSteps}) to the stage's cache tag` : `while it builds, once ${stage.key} has finished and a step of it ran: export it to the stage's cache tag (the stages built on it still build)`,
-        invocations: [registryBuildInvocation(plan, { stage, cacheFrom: assumed, cacheTo: write.ref, dockerfile })],
-      }];
-    }),
+    // While the target builds (strategies/early-cache-export.ts).
+    ...earlyExports(plan).map(({ stage, part, write: to }) => ({
+      title: part === 'cut' ? `while it builds, once a dependency step of ${stage.key} has run: export that part (steps up to ${stage.checkpoint?.step}/${stage.checkpoint?.totalSteps}) to the stage's cache tag` : `while it builds, once ${stage.key} has finished and a step of it ran: export it to the stage's cache tag (the stages built on it still build)`,
+      invocations: [registryBuildInvocation(plan, { stage, cacheFrom: assumed, cacheTo: to.ref, dockerfile: part === 'cut' ? '<the Dockerfile cut before the stage\'s sources>' : undefined })],
+    })),
     ...(write
       ? [{
           title: 'if a step ran: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',

@@ -1,18 +1,18 @@
 import type { ImageRef } from '../plan/image-ref.js';
 import type { CacheOps, OpResult } from '../registry/cache-ops.js';
 
-/** Sources and base for the 20.10 inline-cache repair (strategies/classic-store/uploads.ts). */
+/** Sources and base for the classic store's inline-cache repair (strategies/classic-store/uploads.ts). */
 export interface RepairSources {
   readonly sources: () => Promise<readonly ImageRef[]>;
   readonly base: ImageRef | undefined;
 }
 
 export interface CacheUpload extends OpResult {
-  /** How the image went up: docker push, or the 20.10 direct upload. */
+  /** How the image went up: docker push, or the classic store's direct upload. */
   readonly uploader: 'engine' | 'direct';
   /** Compressed bytes of the layers sent, when known. */
   readonly uploadedBytes?: number;
-  /** Inline-cache links written back (20.10 only). */
+  /** Inline-cache links written back (classic store only). */
   readonly repaired: number;
 }
 

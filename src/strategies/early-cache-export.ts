@@ -1,28 +1,10 @@
-import { checkpointLabels, CheckpointWatch, type EarlyPart, registryEarlyPart } from '../engine/checkpoint-watch.js';
+import { checkpointLabels, CheckpointWatch } from '../engine/checkpoint-watch.js';
 import { type DockerfileCopy, dockerfileOf, writeDockerfileCopy } from '../dockerfile/copy.js';
 import { firstLine } from '../errors.js';
 import type { ImageRef } from '../plan/image-ref.js';
-import type { CacheCandidate, Plan, PlannedStage } from '../plan/plan.js';
+import { earlyExports, type EarlyExport } from '../plan/plan.js';
 import { copyToOtherScopes, exportCache, type KnownBlobs, stageReportOf } from './registry-cache-export.js';
 import type { RegistryCacheContext } from './registry-cache.js';
-
-/** A stage part that can be exported before the target build ends. */
-export interface EarlyExport {
-  readonly stage: PlannedStage;
-  readonly part: EarlyPart;
-  /** The stage's own cache tag, where the part goes. */
-  readonly write: CacheCandidate;
-}
-
-/** What the target build may export early: each stage's dependency part, or a finished stage that other stages build on. */
-export function earlyExports(plan: Plan): EarlyExport[] {
-  if (!plan.pushCache) return [];
-  return plan.stages.flatMap((stage) => {
-    const part = registryEarlyPart(plan, stage);
-    const write = stage.registryWrites[0];
-    return part && write ? [{ stage, part, write }] : [];
-  });
-}
 
 /**
  * BuildKit exports a cache only once a build has ended, so the target's export sends
