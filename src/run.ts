@@ -1,3 +1,4 @@
+import { currentBuildxBuilder } from './engine/buildx-config.js';
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { buildTargetThenExport, buildStageByStage, type StrategyContext } from './strategies/per-stage.js';
@@ -148,7 +149,7 @@ function pickStrategy(options: Options, ctx: RunContext, caps: DockerCapabilitie
 }
 
 async function probeDocker(options: Options, deps: RunDeps): Promise<DockerCapabilities> {
-  const caps = await deps.docker.capabilities(30_000, options.buildxBuilder);
+  const caps = await deps.docker.capabilities(30_000, options.buildxBuilder, () => currentBuildxBuilder(deps.ctx.dockerConfigDir));
   if ('clientVersion' in caps) return caps;
   if (caps.notFound) {
     throw new UserError('dockerMissing', `the docker CLI "${options.docker}" was not found`, {

@@ -25,6 +25,23 @@ export function imageStoreOf(infoLine: string): DockerCapabilities['imageStore']
   return /io\.containerd\.snapshotter/.test(line) ? 'containerd' : 'classic';
 }
 
+/** `docker info`, three lines: the client's info (plugins; its version since Docker 23), the server version, the storage driver. */
+const INFO_FORMAT = '{{json .ClientInfo}}\n{{.ServerVersion}}\n{{.Driver}} {{json .DriverStatus}}';
+
+/** Reads the INFO_FORMAT answer; undefined when it is not that shape (a stand-in, an unknown CLI). */
+export function infoOf(stdout: string): { clientVersion: string | undefined; hasBuildx: boolean; serverVersion: string; imageStore: DockerCapabilities['imageStore'] } | undefined {
+  const [client = '', serverVersion = '', driver = ''] = stdout.trim().split('\n');
+  try {
+    const info = JSON.parse(client) as { Version?: unknown; Plugins?: { Name?: unknown; Err?: unknown }[] | null };
+    if (typeof info !== 'object' || info === null || serverVersion.trim() === '') return undefined;
+    // A plugin that the CLI found but cannot run is listed with Err.
+    const hasBuildx = (info.Plugins ?? []).some((p) => p.Name === 'buildx' && (p.Err === undefined || p.Err === null || p.Err === ''));
+    return { clientVersion: typeof info.Version === 'string' && info.Version !== '' ? info.Version : undefined, hasBuildx, serverVersion: serverVersion.trim(), imageStore: imageStoreOf(driver) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The "Driver:" of `docker buildx inspect`. */
 export function buildxDriverOf(inspect: string): string | undefined {
   return /^Driver:\s*(\S+)/m.exec(inspect)?.[1];
@@ -69,9 +86,32 @@ export class Docker {
     return this.run(this.cli, invocation.args, { ...options, env: invocation.env });
   }
 
-  /** `builder`: a buildx builder the user named (--builder NAME, BUILDX_BUILDER); else the current one. */
-  async capabilities(timeoutMs: number, builder?: string): Promise<DockerCapabilities | RunResult> {
-    // Asked at once: each CLI start costs tens of milliseconds on every run.
+  /**
+   * What the engine and the CLI can do. One `docker info` answers most of it (client
+   * version, buildx plugin, server version, image store); buildx is asked only when a
+   * builder other than the context's default may be in use (`currentBuilder`), and
+   * `docker version` only for CLIs whose info lacks the client version (20.10).
+   * `builder`: a buildx builder the user named (--builder NAME, BUILDX_BUILDER).
+   */
+  async capabilities(timeoutMs: number, builder?: string, currentBuilder: () => Promise<'default' | 'named' | 'unknown'> = async () => 'unknown'): Promise<DockerCapabilities | RunResult> {
+    const [info, current] = await Promise.all([this.run(this.cli, ['info', '--format', INFO_FORMAT], { timeoutMs }), builder === undefined ? currentBuilder() : 'named']);
+    if (info.notFound) return info;
+    const parsed = info.exitCode === 0 ? infoOf(info.stdout) : undefined;
+    if (!parsed) return this.capabilitiesOneByOne(timeoutMs, builder);
+    const inspectBuildx = parsed.hasBuildx && current !== 'default';
+    const [version, buildx] = await Promise.all([
+      parsed.clientVersion === undefined ? this.run(this.cli, ['version', '--format', '{{.Client.Version}}'], { timeoutMs }) : undefined,
+      inspectBuildx ? this.run(this.cli, ['buildx', 'inspect', ...(builder === undefined ? [] : [builder])], { timeoutMs }) : undefined,
+    ]);
+    const clientVersion = parsed.clientVersion ?? (version?.exitCode === 0 ? version.stdout.trim() : '');
+    // A named builder that buildx cannot inspect counts as no buildx: the strategy choice says so.
+    const hasBuildx = parsed.hasBuildx && (buildx === undefined || buildx.exitCode === 0);
+    const buildxDriver = !hasBuildx ? undefined : buildx === undefined ? 'docker' : buildxDriverOf(buildx.stdout);
+    return { clientVersion, serverVersion: parsed.serverVersion, hasBuildx, buildxDriver, imageStore: parsed.imageStore };
+  }
+
+  /** The probe as three CLI calls at once: for a `docker info` whose answer this cannot read. */
+  private async capabilitiesOneByOne(timeoutMs: number, builder?: string): Promise<DockerCapabilities | RunResult> {
     const [version, info, buildx] = await Promise.all([
       this.run(this.cli, ['version', '--format', '{{.Client.Version}} {{.Server.Version}}'], { timeoutMs }),
       this.run(this.cli, ['info', '--format', '{{.Driver}} {{json .DriverStatus}}'], { timeoutMs }),
@@ -80,7 +120,6 @@ export class Docker {
     if (version.exitCode !== 0 || version.notFound) return version;
     const [clientVersion = '', serverVersion = ''] = version.stdout.trim().split(/\s+/);
     const buildxDriver = buildx.exitCode === 0 ? buildxDriverOf(buildx.stdout) : undefined;
-    // A named builder that buildx cannot inspect counts as no buildx: the strategy choice says so.
     return { clientVersion, serverVersion, hasBuildx: buildx.exitCode === 0, buildxDriver, imageStore: info.exitCode === 0 ? imageStoreOf(info.stdout) : undefined };
   }
 

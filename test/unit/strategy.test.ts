@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DockerCapabilities } from '../../src/engine/docker.ts';
-import { buildxDriverOf, imageStoreOf } from '../../src/engine/docker.ts';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { currentBuildxBuilder } from '../../src/engine/buildx-config.ts';
+import { buildxDriverOf, Docker, imageStoreOf, infoOf } from '../../src/engine/docker.ts';
+import type { RunResult } from '../../src/engine/exec.ts';
 import { chooseStrategy, type StrategyInputs } from '../../src/plan/strategy.ts';
 
 const caps = (over: Partial<DockerCapabilities>): DockerCapabilities => ({ clientVersion: '29.0.0', serverVersion: '29.0.0', hasBuildx: true, buildxDriver: 'docker', imageStore: 'containerd', ...over });
@@ -46,5 +51,69 @@ describe('engine probe parsing', () => {
     assert.equal(buildxDriverOf('Name:   default\nDriver: docker\n\nNodes:\n'), 'docker');
     assert.equal(buildxDriverOf('Name: ci\nDriver:        docker-container\n'), 'docker-container');
     assert.equal(buildxDriverOf('nothing'), undefined);
+  });
+  it('reads client version, buildx plugin, server version and store from one docker info', () => {
+    const modern = '{"Version":"26.1.5+dfsg1","Plugins":[{"Name":"buildx","Version":"0.13.1"}]}\n26.1.5+dfsg1\noverlayfs [["driver-type","io.containerd.snapshotter.v1"]]\n';
+    assert.deepEqual(infoOf(modern), { clientVersion: '26.1.5+dfsg1', hasBuildx: true, serverVersion: '26.1.5+dfsg1', imageStore: 'containerd' });
+    // 20.10's CLI: no client version in its info, no buildx.
+    const legacy = '{"Debug":false,"Context":"default","Plugins":[],"Warnings":null}\n20.10.24+dfsg1\noverlay2 [["Backing Filesystem","extfs"]]';
+    assert.deepEqual(infoOf(legacy), { clientVersion: undefined, hasBuildx: false, serverVersion: '20.10.24+dfsg1', imageStore: 'classic' });
+    assert.equal(infoOf('{"Plugins":[{"Name":"buildx","Err":"not executable"}]}\n29.0.0\noverlay2 []')?.hasBuildx, false);
+    assert.equal(infoOf(''), undefined);
+    assert.equal(infoOf('28.0.0 28.0.0'), undefined);
+  });
+  it("takes buildx's current builder from its config: none or an empty name is the context's default", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drc-buildx-config-'));
+    assert.equal(await currentBuildxBuilder(dir), 'default');
+    mkdirSync(join(dir, 'buildx'));
+    writeFileSync(join(dir, 'buildx', 'current'), '{"Key":"unix:///var/run/docker.sock","Name":"","Global":false}');
+    assert.equal(await currentBuildxBuilder(dir), 'default');
+    writeFileSync(join(dir, 'buildx', 'current'), '{"Key":"unix:///var/run/docker.sock","Name":"ci","Global":false}');
+    assert.equal(await currentBuildxBuilder(dir), 'named');
+    writeFileSync(join(dir, 'buildx', 'current'), 'not json');
+    assert.equal(await currentBuildxBuilder(dir), 'unknown');
+  });
+});
+
+describe('engine probe', () => {
+  const answer = (stdout: string, exitCode = 0): RunResult => ({ exitCode, stdout, stderr: '', all: stdout, timedOut: false, canceled: false, notFound: false, durationMs: 1 });
+  const probe = (answers: Record<string, RunResult>) => {
+    const calls: string[] = [];
+    const docker = new Docker('docker', async (_cli, args) => {
+      calls.push(args.slice(0, 2).join(' '));
+      return answers[args[0] === 'buildx' ? 'buildx' : (args[0] ?? '')] ?? answer('', 1);
+    });
+    return { calls, docker };
+  };
+  const modernInfo = answer('{"Version":"29.0.0","Plugins":[{"Name":"buildx"}]}\n29.0.0\noverlayfs [["driver-type","io.containerd.snapshotter.v1"]]');
+  it("asks only docker info when buildx uses the context's default builder", async () => {
+    const { calls, docker } = probe({ info: modernInfo });
+    const caps = await docker.capabilities(1000, undefined, async () => 'default');
+    assert.deepEqual(caps, { clientVersion: '29.0.0', serverVersion: '29.0.0', hasBuildx: true, buildxDriver: 'docker', imageStore: 'containerd' });
+    assert.deepEqual(calls, ['info --format']);
+  });
+  it('asks buildx for the driver of a builder the user named or made current', async () => {
+    const { calls, docker } = probe({ info: modernInfo, buildx: answer('Name: ci\nDriver: docker-container\n') });
+    assert.equal(((await docker.capabilities(1000, 'ci')) as DockerCapabilities).buildxDriver, 'docker-container');
+    assert.equal(((await docker.capabilities(1000, undefined, async () => 'named')) as DockerCapabilities).buildxDriver, 'docker-container');
+    assert.deepEqual(calls, ['info --format', 'buildx inspect', 'info --format', 'buildx inspect']);
+  });
+  it('counts a named builder buildx cannot inspect as no buildx', async () => {
+    const { docker } = probe({ info: modernInfo, buildx: answer('', 1) });
+    const caps = (await docker.capabilities(1000, 'missing')) as DockerCapabilities;
+    assert.equal(caps.hasBuildx, false);
+    assert.equal(caps.buildxDriver, undefined);
+  });
+  it('asks docker version for the client version of a 20.10 CLI', async () => {
+    const { calls, docker } = probe({ info: answer('{"Plugins":[]}\n20.10.24\noverlay2 []'), version: answer('20.10.24\n') });
+    const caps = (await docker.capabilities(1000, undefined, async () => 'default')) as DockerCapabilities;
+    assert.equal(caps.clientVersion, '20.10.24');
+    assert.equal(caps.hasBuildx, false);
+    assert.deepEqual(calls, ['info --format', 'version --format']);
+  });
+  it('returns the failed answer when the engine does not answer', async () => {
+    const { docker } = probe({ info: answer('', 1), version: answer('Cannot connect to the Docker daemon', 1) });
+    const caps = await docker.capabilities(1000);
+    assert.ok('exitCode' in caps && caps.exitCode === 1);
   });
 });
