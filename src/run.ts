@@ -1,6 +1,9 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { digestParts } from './context-digest.js';
 import { currentBuildxBuilder } from './engine/buildx-config.js';
-import { readFile } from 'node:fs/promises';
-import { resolve as resolvePath } from 'node:path';
+import { type PartInputs, partInputs } from './dockerfile/inputs.js';
+import { BUILD_INPUTS, partKey } from './strategies/export-timing.js';
 import { buildTargetThenExport, buildStageByStage, type StrategyContext } from './strategies/per-stage.js';
 import { CacheOps } from './registry/cache-ops.js';
 import { EngineUploader } from './publish/cache-uploader.js';
@@ -19,7 +22,7 @@ import { DeployHandoff } from './publish/deploy-handoff.js';
 import { PhaseTraffic } from './report/phase-traffic.js';
 import type { Logger } from './log.js';
 import type { Options } from './cli/options.js';
-import { secretArgWarning } from './redact.js';
+import { redactBuildArgs, secretArgWarning } from './redact.js';
 import { buildWithRegistryCache, type RegistryCacheContext, resolveRegistryCaches } from './strategies/registry-cache.js';
 import { type ChosenStrategy, chooseStrategy, type StrategyKind } from './plan/strategy.js';
 import { dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan/plan.js';
@@ -47,6 +50,8 @@ interface StageInputs {
   readonly inputs: StageInput[];
   /** The Dockerfile with names given to its unnamed stages, to build in its place; undefined when none needs one. */
   readonly namedText: string | undefined;
+  /** What the build and each stage's early-export parts read (export-timing.ts); empty with --stages. */
+  readonly parts: ReadonlyMap<string, PartInputs | undefined>;
 }
 
 /**
@@ -78,7 +83,7 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     const lastStage = dockerfile.stages[dockerfile.stages.length - 1];
     const given = namesFor(dockerfile, chosen.filter((s) => s.name === undefined && s !== lastStage).map((s) => s.index));
     const inputs = chosen.map((stage, i) => ({ key: ordered[i] ?? stage.key, named: stage.name !== undefined, targetName: given.get(stage.index), deps: ordered.slice(0, i), isLast: false }));
-    return { inputs, namedText: given.size > 0 ? withStageNames(text, given) : undefined };
+    return { inputs, namedText: given.size > 0 ? withStageNames(text, given) : undefined, parts: new Map() };
   }
   const last = dockerfile.stages[dockerfile.stages.length - 1];
   const target = options.target === undefined ? last : findStage(dockerfile, options.target, options.dockerfile);
@@ -103,7 +108,35 @@ async function stageInputs(options: Options): Promise<StageInputs> {
     ownSteps: stageStepCount(text, s.index, false),
     historyEntries: stageHistoryEntries(text, s.index),
   }));
-  return { inputs, namedText: given.size > 0 ? buildText : undefined };
+  const parseBuilt = given.size > 0 ? parseDockerfile(buildText, options.buildArgs, options.dockerfile) : dockerfile;
+  const parts = new Map<string, PartInputs | undefined>([[BUILD_INPUTS, partInputs(buildText, parseBuilt, target.index)]]);
+  for (const [i, s] of needed.entries()) {
+    const cutLine = inputs[i]?.checkpoint?.cutLine;
+    if (cutLine !== undefined) parts.set(partKey(s.key, 'cut'), partInputs(buildText, parseBuilt, s.index, cutLine));
+    parts.set(partKey(s.key, 'whole'), partInputs(buildText, parseBuilt, s.index));
+  }
+  return { inputs, namedText: given.size > 0 ? buildText : undefined, parts };
+}
+
+/** The digests of `parts`, for the registry-cache strategy's export timing; read from the context while the engine is probed. */
+async function digestInputs(options: Options, parts: ReadonlyMap<string, PartInputs | undefined>): Promise<Map<string, string | undefined>> {
+  if (parts.size === 0) return new Map();
+  const own = `${options.dockerfile}.dockerignore`;
+  const ignoreFile = (await stat(own).then(() => true, () => false)) ? own : join(options.context, '.dockerignore');
+  // Build-argument values stay out: the digest is written into the registry.
+  const settings = [options.target ?? '', ...withoutFile(redactBuildArgs(options.passthrough))];
+  return digestParts(options.context, ignoreFile, parts, settings).catch(() => new Map());
+}
+
+/** The options without --file/-f and its value (the Dockerfile's lines are in the digest). */
+function withoutFile(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '-f' || arg === '--file') i++;
+    else if (!arg.startsWith('--file=') && !/^-f./.test(arg)) out.push(arg);
+  }
+  return out;
 }
 
 /** stage-N for each unnamed stage given by index, unless another stage already has that name. */
@@ -174,11 +207,13 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   const probing = options.dryRun ? probeDocker(options, deps).catch(() => undefined) : probeDocker(options, deps);
   probing.catch(() => undefined);
   const branch = await findBranch(options, deps);
-  const { inputs, namedText } = await stageInputs(options);
+  const { inputs, namedText, parts } = await stageInputs(options);
+  // Read beside the probe and the lookups; only the registry-cache strategy waits for it.
+  const digests = options.dryRun ? Promise.resolve(new Map<string, string | undefined>()) : digestInputs(options, parts);
   const copy = namedText === undefined ? undefined : await writeDockerfileCopy(namedText, options.dockerfile, 'drc-dockerfile-');
   try {
     const passthrough = copy ? withDockerfile(options.passthrough, copy.path) : options.passthrough;
-    return await runStages(options, deps, { started, probing, branch, inputs, passthrough });
+    return await runStages(options, deps, { started, probing, branch, inputs, passthrough, digests });
   } finally {
     await copy?.remove();
   }
@@ -191,12 +226,14 @@ interface Prepared {
   readonly inputs: readonly StageInput[];
   /** The user's docker build options; --file names the copy of the Dockerfile when one is built instead. */
   readonly passthrough: readonly string[];
+  /** Digests of what the build and its parts read (context-digest.ts). */
+  readonly digests: Promise<ReadonlyMap<string, string | undefined>>;
 }
 
 async function runStages(options: Options, deps: RunDeps, prepared: Prepared): Promise<RunReport> {
   const now = deps.now ?? Date.now;
   const { log } = deps;
-  const { started, probing, branch, inputs, passthrough } = prepared;
+  const { started, probing, branch, inputs, passthrough, digests } = prepared;
   const timeoutMs = options.timeoutSeconds * 1000;
   const planFor = (strategy: StrategyKind, deferTargetInlineCache = false): Plan =>
     makePlan({
@@ -297,7 +334,7 @@ async function runStages(options: Options, deps: RunDeps, prepared: Prepared): P
   }
   log.info(`strategy: ${plan.strategy} (${reason})`);
   if (plan.strategy === 'registry-cache') {
-    const registryContext: RegistryCacheContext = { plan, cli: options.docker, report, docker: deps.docker, ops, log, cancel: deps.cancel, traffic, timeoutMs, timed };
+    const registryContext: RegistryCacheContext = { plan, cli: options.docker, report, docker: deps.docker, ops, log, cancel: deps.cancel, traffic, timeoutMs, timed, digests };
     const found = await timed('resolve caches', () => resolveRegistryCaches(registryContext));
     const { failure, deployError } = await buildWithRegistryCache(registryContext, found);
     await traffic.settled();

@@ -43,7 +43,7 @@ const STAGE_NAME = /^[a-z][a-z0-9-_.]*$/;
 const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/;
 const HEREDOC = /<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g;
 
-function readEscape(lines: readonly string[]): string {
+export function readEscape(lines: readonly string[]): string {
   for (const raw of lines) {
     const match = DIRECTIVE.exec(raw.trim());
     if (!match) break;
@@ -57,7 +57,7 @@ function readEscape(lines: readonly string[]): string {
 }
 
 /** Joins continuation lines, drops comments, and skips heredoc bodies. */
-function logicalLines(text: string, escape: string): LogicalLine[] {
+export function logicalLines(text: string, escape: string): LogicalLine[] {
   const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
   const result: LogicalLine[] = [];
   let buffer = '';
@@ -95,7 +95,7 @@ function logicalLines(text: string, escape: string): LogicalLine[] {
 }
 
 /** Splits on whitespace, keeping quoted parts together (quotes removed). */
-function words(text: string): string[] {
+export function words(text: string): string[] {
   const out: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
   for (const m of text.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3] ?? '');
@@ -315,6 +315,8 @@ export interface StageCheckpoint {
   /** BuildKit's step number (`[stage N/M]`) of the last step before the cut, and M. */
   readonly step: number;
   readonly totalSteps: number;
+  /** 1-based physical line of the COPY or ADD the stage is cut before. */
+  readonly cutLine: number;
 }
 
 const VERTEX_INSTRUCTIONS = new Set(['run', 'copy', 'add', 'workdir']);
@@ -394,5 +396,6 @@ export function stageCheckpoint(text: string, stageIndex: number, fromIsStep: bo
     text: `${kept.join('\n')}\n`,
     step: (fromIsStep ? 1 : 0) + before.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
     totalSteps: (fromIsStep ? 1 : 0) + own.filter((o) => VERTEX_INSTRUCTIONS.has(o.instruction)).length,
+    cutLine,
   };
 }

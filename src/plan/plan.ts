@@ -340,6 +340,8 @@ export interface RegistryBuild {
   readonly cacheFrom: readonly ImageRef[];
   /** Export the registry cache there (mode=max) and write no image. */
   readonly cacheTo?: ImageRef | undefined;
+  /** The target's build: also export its registry cache there, after the deploy image (strategies/export-timing.ts). */
+  readonly cacheToInBuild?: ImageRef | undefined;
   /** Build this Dockerfile instead of the user's (a cut copy: strategies/early-cache-export.ts). */
   readonly dockerfile?: string | undefined;
 }
@@ -364,9 +366,9 @@ export function earlyExports(plan: Plan): EarlyExport[] {
 
 /**
  * The buildx build of the registry-cache strategy. The target's build tags and
- * pushes the deploy image itself (--push) and exports no cache, so the deploy is in
- * the registry as soon as the image is; the cache is exported by a second build of
- * the same stage (every step a local hit) with --cache-to and no image output.
+ * pushes the deploy image itself (--push). Its cache is exported either in the same
+ * build (BuildKit exports the cache after the image) or by a second build of the
+ * same stage (every step a local hit) with --cache-to and no image output.
  */
 export function registryBuildInvocation(plan: Plan, build: RegistryBuild): DockerInvocation {
   const args = ['buildx', 'build'];
@@ -374,10 +376,12 @@ export function registryBuildInvocation(plan: Plan, build: RegistryBuild): Docke
   args.push('--progress', 'plain');
   if (build.stage.targetArg !== undefined) args.push('--target', build.stage.targetArg);
   for (const ref of build.cacheFrom) args.push('--cache-from', `type=registry,ref=${formatRef(ref)}`);
+  // ignore-error: a cache that cannot be written never fails the build.
+  const cacheTo = (ref: ImageRef): string[] => ['--cache-to', `type=registry,ref=${formatRef(ref)},mode=max,ignore-error=true,compression=${plan.cacheCompression}`];
   if (build.cacheTo) {
-    // ignore-error: a cache that cannot be written never fails the build.
-    args.push('--cache-to', `type=registry,ref=${formatRef(build.cacheTo)},mode=max,ignore-error=true,compression=${plan.cacheCompression}`, '--output', 'type=cacheonly');
+    args.push(...cacheTo(build.cacheTo), '--output', 'type=cacheonly');
   } else {
+    if (build.cacheToInBuild) args.push(...cacheTo(build.cacheToInBuild));
     for (const ref of plan.deploy) args.push('--tag', formatRef(ref));
     args.push(plan.push ? '--push' : '--load');
   }
@@ -399,10 +403,16 @@ function registryDryRun(plan: Plan): { title: string; invocations: DockerInvocat
       invocations: [registryBuildInvocation(plan, { stage, cacheFrom: assumed, cacheTo: to.ref, dockerfile: part === 'cut' ? '<the Dockerfile cut before the stage\'s sources>' : undefined })],
     })),
     ...(write
-      ? [{
-          title: 'if a step ran: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',
-          invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed, cacheTo: write.ref })],
-        }]
+      ? [
+          {
+            title: 'if a step ran: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',
+            invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed, cacheTo: write.ref })],
+          },
+          {
+            title: 'instead of that second build, when the inputs recorded with the cache found show that only steps after the dependency parts changed: the target build exports the cache itself, after the deploy image (strategies/export-timing.ts)',
+            invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed, cacheToInBuild: write.ref })],
+          },
+        ]
       : []),
   ];
 }

@@ -15,6 +15,8 @@ export type Lookup = 'found' | 'missing' | 'unknown';
 
 /** The index annotation that holds a registry cache's step times (seconds by stage and instruction). */
 const STEP_SECONDS = 'org.docker-build-remote-cache.step-seconds';
+/** The index annotation that holds the digests of what the build that wrote the cache read (context-digest.ts). */
+const INPUTS = 'org.docker-build-remote-cache.inputs';
 
 /** A layer blob the registry holds (a manifest's layer entry). */
 export interface KnownBlob {
@@ -219,27 +221,44 @@ export class CacheOps {
    * the cache has none or cannot be read.
    */
   async cacheStepSeconds(ref: ImageRef): Promise<Map<string, number>> {
-    if (this.isDown(ref)) return new Map();
+    const record = await this.annotation(ref, STEP_SECONDS);
+    return new Map(Object.entries(record ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  }
+
+  /** The input digests recorded in a registry cache's index; undefined when it has none or cannot be read. */
+  async cacheInputs(ref: ImageRef): Promise<Map<string, string> | undefined> {
+    const record = await this.annotation(ref, INPUTS);
+    return record === undefined ? undefined : new Map(Object.entries(record).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
+  /** A JSON object kept in an annotation of the manifest `ref`. */
+  private async annotation(ref: ImageRef, name: string): Promise<Record<string, unknown> | undefined> {
+    if (this.isDown(ref)) return undefined;
     try {
       const manifest = await this.manifest(ref);
-      if (!manifest) return new Map();
+      if (!manifest) return undefined;
       const body = JSON.parse(manifest.body.toString('utf8')) as { annotations?: Record<string, string> };
-      const record = JSON.parse(body.annotations?.[STEP_SECONDS] ?? '{}') as Record<string, unknown>;
-      return new Map(Object.entries(record).filter((e): e is [string, number] => typeof e[1] === 'number'));
+      const text = body.annotations?.[name];
+      return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
     } catch {
-      return new Map();
+      return undefined;
     }
   }
 
-  /** Writes the step times into the registry cache's index (a new digest, same content). Best effort. */
-  async recordCacheStepSeconds(ref: ImageRef, seconds: ReadonlyMap<string, number>): Promise<boolean> {
+  /** Writes the step times (and the input digests, when given) into the registry cache's index (a new digest, same content). Best effort. */
+  async recordCacheStepSeconds(ref: ImageRef, seconds: ReadonlyMap<string, number>, inputs?: ReadonlyMap<string, string>): Promise<boolean> {
     this.forget(ref);
     const result = await this.retrying('step times of', ref, async () => {
       try {
         const manifest = await this.registry.getManifest(ref);
         const body = JSON.parse(manifest.body.toString('utf8')) as { annotations?: Record<string, string> };
         // And when it was written: a registry cache has no image config with a `created` (prune reads this).
-        body.annotations = { ...body.annotations, [STEP_SECONDS]: JSON.stringify(Object.fromEntries(seconds)), 'org.docker-build-remote-cache.created': new Date().toISOString() };
+        body.annotations = {
+          ...body.annotations,
+          [STEP_SECONDS]: JSON.stringify(Object.fromEntries(seconds)),
+          ...(inputs && inputs.size > 0 ? { [INPUTS]: JSON.stringify(Object.fromEntries(inputs)) } : {}),
+          'org.docker-build-remote-cache.created': new Date().toISOString(),
+        };
         await this.registry.putManifest(ref, { body: Buffer.from(JSON.stringify(body)), mediaType: manifest.mediaType, digest: '' });
         return { ok: true, message: '' };
       } catch (error) {

@@ -69,6 +69,13 @@ export interface ExportOptions {
   readonly cancelSignal?: AbortSignal | undefined;
   /** An early export: a failure is said in passing, not recorded as a failed cache write (the target's export sends those layers). */
   readonly early?: boolean | undefined;
+  /** The digests of what this run's build read, recorded with the target's cache (export-timing.ts). */
+  readonly inputs?: ReadonlyMap<string, string> | undefined;
+}
+
+/** The first error or warning BuildKit printed after "exporting cache to registry" (with ignore-error the build still exits 0). */
+export function cacheExportError(output: string): string | undefined {
+  return /^#\d+ (?:ERROR|WARN(?:ING)?):? .*$/m.exec(output.split(/exporting cache to registry/).slice(1).join('\n'))?.[0];
 }
 
 /**
@@ -84,7 +91,7 @@ export async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage
   const invocation = registryBuildInvocation(ctx.plan, { stage, cacheFrom, cacheTo: to, dockerfile: options.dockerfile });
   ctx.log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
   const result = await ctx.docker.exec(invocation, { onOutput: (chunk) => ctx.log.raw(chunk), timeoutMs: ctx.timeoutMs, cancelSignal: options.cancelSignal });
-  const exportError = /^#\d+ (?:ERROR|WARN(?:ING)?):? .*$/m.exec(result.all.split(/exporting cache to registry/).slice(1).join('\n'))?.[0];
+  const exportError = cacheExportError(result.all);
   if (result.exitCode !== 0 || exportError) {
     const why = exportError ?? (result.timedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : `docker buildx build exited ${result.exitCode}: ${tail(result.all, 1)}`);
     if (options.early) {
@@ -95,12 +102,18 @@ export async function exportCache(ctx: RegistryCacheContext, stage: PlannedStage
     ctx.log.warn(`could not export the registry cache ${formatRef(to)}${options.note ? ` (${options.note})` : ''} (${why}); the build goes on, the next run may be slower`);
     return undefined;
   }
+  return recordExport(ctx, stage, to, stepSeconds, known, options);
+}
+
+/** After an export wrote `to`: what it sent, the step times and inputs in its index, the report. Returns the bytes sent. */
+export async function recordExport(ctx: RegistryCacheContext, stage: PlannedStage, to: ImageRef, stepSeconds: StepSeconds, known: KnownBlobs, options: Pick<ExportOptions, 'note' | 'inputs'>): Promise<number> {
+  const stageReport = stageReportOf(ctx.report, stage);
   // The export rewrote `to`: what this run read of it before is stale.
   ctx.ops.forget(to);
   const [bytes] = await Promise.all([
     ctx.ops.blobSizes([to]).then((sizes) => known.take(repositoryOf(to), sizes)),
     // Before any copy of it to another scope, so that the copies carry the step times too.
-    stepSeconds.size > 0 ? ctx.ops.recordCacheStepSeconds(to, stepSeconds) : undefined,
+    stepSeconds.size > 0 || (options.inputs?.size ?? 0) > 0 ? ctx.ops.recordCacheStepSeconds(to, stepSeconds, options.inputs) : undefined,
   ]);
   stageReport.mbPushed = (stageReport.mbPushed ?? 0) + bytes / 1e6;
   stageReport.cachePush.push({ ref: formatRef(to), action: 'pushed', ...(options.note ? { message: options.note } : {}) });

@@ -6,9 +6,10 @@ import { formatRef, type ImageRef, repositoryOf } from '../plan/image-ref.js';
 import { registryBuildInvocation, type CacheCandidate, type Plan, type PlannedStage } from '../plan/plan.js';
 import type { CacheOps } from '../registry/cache-ops.js';
 import type { PhaseTraffic } from '../report/phase-traffic.js';
-import type { RunReport } from '../report/report.js';
+import type { RunReport, StageReport } from '../report/report.js';
 import { EarlyCacheExports } from './early-cache-export.js';
-import { copyToOtherScopes, exportCache, knownBefore, type KnownBlobs, stageReportOf, type StepSeconds, stepKey } from './registry-cache-export.js';
+import { cacheExportError, copyToOtherScopes, exportCache, knownBefore, type KnownBlobs, recordExport, stageReportOf, type StepSeconds, stepKey } from './registry-cache-export.js';
+import { type ExportTiming, targetExportTiming } from './export-timing.js';
 import { buildkitFetches, fetchedBytes } from '../report/transfers.js';
 
 /**
@@ -16,9 +17,11 @@ import { buildkitFetches, fetchedBytes } from '../report/transfers.js';
  *
  * One build of the target with every registry cache found (branch, default branches,
  * unprefixed: BuildKit takes each step from whichever has it) pushes the deploy image
- * itself. Its cache is then exported by a second build of the target, every step a
- * local hit, with --cache-to mode=max: only when a step ran, so a no-change run writes
- * nothing, and never in front of the deploy push. A build that fails exports no cache,
+ * itself. Its cache (--cache-to mode=max) is exported after the deploy image: in the
+ * same build when the inputs recorded with the cache say only the source steps
+ * changed, else by a second build of the target, every step a local hit, once the
+ * early exports are up and only when a step ran, so a no-change run writes nothing
+ * (export-timing.ts). A build that fails exports no cache,
  * so then each stage that finished is exported to its own tag (`_BRANCH__STAGE`),
  * which the next run reads beside the target's.
  */
@@ -33,6 +36,8 @@ export interface RegistryCacheContext {
   readonly traffic: PhaseTraffic;
   /** --timeout: how long the deploy push inside the build and each cache export may take. */
   readonly timeoutMs: number;
+  /** Digests of what the build and its parts read (context-digest.ts): when to export, and recorded with the cache. */
+  readonly digests: Promise<ReadonlyMap<string, string | undefined>>;
   timed<T>(name: string, body: () => Promise<T>): Promise<T>;
 }
 
@@ -106,16 +111,24 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   // Read while the build runs: what the cached steps took when they last ran, and which blobs the registry holds.
   const imported = importedStepSeconds(ctx, cacheFrom);
   const knowing = knownBefore(ctx, cacheFrom);
-  const phase = `build ${target.key} (target) with the registry cache${plan.push ? ', deploy push' : ''}`;
-  const invocation = registryBuildInvocation(plan, { stage: target, cacheFrom });
+  const digests = await ctx.digests;
+  const timing = await exportTiming(ctx, target, found, digests);
+  const inBuild = timing.when === 'in-build' ? target.registryWrites[0]?.ref : undefined;
+  if (plan.pushCache) log.info(`cache export: ${inBuild ? 'in the build, after the deploy image' : 'after the build'} (${timing.why})`);
+  const phase = `build ${target.key} (target) with the registry cache${plan.push ? ', deploy push' : ''}${inBuild ? ', cache export' : ''}`;
+  const invocation = registryBuildInvocation(plan, { stage: target, cacheFrom, cacheToInBuild: inBuild });
   const early = new EarlyCacheExports(ctx, cacheFrom, knowing, phase);
   const feedEarly = early.watcher();
-  // The steps may take as long as they take; the push at the end is a registry operation, bounded by --timeout.
+  // The steps may take as long as they take; the push at the end is a registry operation, bounded by --timeout, and so is the cache export in the build.
   const stop = new AbortController();
   const onCancel = (): void => stop.abort(ctx.cancel.reason);
   ctx.cancel.addEventListener('abort', onCancel, { once: true });
   let pushTimer: NodeJS.Timeout | undefined;
   let pushTimedOut = false;
+  let cacheTimer: NodeJS.Timeout | undefined;
+  let cacheTimedOut = false;
+  // BuildKit exports the cache after the image: once it starts, the deploy image is in the registry.
+  let exportingCache = false;
   const result = await ctx.timed(phase, async () => {
     log.debug(displayInvocation(ctx.cli, invocation, ctx.plan.revealBuildArgs));
     return ctx.docker.exec(invocation, {
@@ -128,26 +141,37 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
             stop.abort('timeout');
           }, ctx.timeoutMs);
         }
+        if (inBuild && !exportingCache && /^#\d+ exporting cache to registry/m.test(chunk)) {
+          exportingCache = true;
+          clearTimeout(pushTimer);
+          cacheTimer = setTimeout(() => {
+            cacheTimedOut = true;
+            stop.abort('timeout');
+          }, ctx.timeoutMs);
+        }
       },
       cancelSignal: stop.signal,
     });
   });
+  clearTimeout(cacheTimer);
   clearTimeout(pushTimer);
   ctx.cancel.removeEventListener('abort', onCancel);
+  // A build stopped while it exported its cache (--timeout, SIGTERM) has built and pushed the deploy image.
+  const built = result.exitCode === 0 || exportingCache;
   const known = await knowing;
-  ctx.traffic.add(phase, Promise.all([pulledBytes(ctx, result.all, cacheFrom), result.exitCode === 0 && plan.push ? deployPushedBytes(ctx, known) : 0]).then(([pulled, pushed]) => ({ ...pulled, pushedBytes: pushed })));
+  ctx.traffic.add(phase, Promise.all([pulledBytes(ctx, result.all, cacheFrom), built && plan.push ? deployPushedBytes(ctx, known) : 0]).then(([pulled, pushed]) => ({ ...pulled, pushedBytes: pushed })));
   const steps = parseBuildOutput(result.all, 'buildkit', true);
   const progress = stageProgress(result.all);
   const earlier = await imported;
-  for (const stage of plan.stages) recordSteps(report, stage, steps, progress.finished.has(labelOf(stage)) || result.exitCode === 0, earlier);
+  for (const stage of plan.stages) recordSteps(report, stage, steps, progress.finished.has(labelOf(stage)) || built, earlier);
   // The record this run leaves: what it ran, and what it took over from the caches for the rest.
   const stepSeconds: StepSeconds = new Map(earlier);
   for (const step of steps) if (!step.cached && step.seconds !== undefined) stepSeconds.set(stepKey(step.stage, step.instruction), step.seconds);
 
   let failure: UserError | undefined;
   let deployError: UserError | undefined;
-  const targetDone = progress.finished.has(labelOf(target));
-  if (result.exitCode === 0) {
+  const targetDone = progress.finished.has(labelOf(target)) || built;
+  if (built) {
     report.deploy = plan.deploy.map((ref) => ({ ref: formatRef(ref), action: plan.push ? 'pushed' : 'tagged' }));
     for (const ref of plan.deploy) log.info(plan.push ? `pushed ${formatRef(ref)}` : `tagged ${formatRef(ref)} (not pushed: --no-push)`);
   } else if (!ctx.cancel.aborted && (pushTimedOut || !result.canceled)) {
@@ -176,15 +200,36 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
       // After the early exports (their blobs are not sent twice) and once the deploy push's blobs are counted: the export finds them in the registry.
       await early.settled();
       await ctx.traffic.settled();
-      if (result.exitCode === 0 || deployError) await writeTargetCache(ctx, target, found, cacheFrom, steps, stepSeconds, known);
+      const inBuildExport = inBuild ? { ref: inBuild, error: cacheTimedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : exportingCache ? cacheExportError(result.all) : 'the build stopped before it' } : undefined;
+      const recorded = new Map([...digests].filter((e): e is [string, string] => e[1] !== undefined));
+      if (built || deployError) await writeTargetCache(ctx, { target, found, cacheFrom, steps, stepSeconds, known, inBuild: inBuildExport, inputs: recorded, phase });
       else await writeFinishedStages(ctx, progress.finished, cacheFrom, stepSeconds, known);
     });
   }
   return { failure, deployError };
 }
 
-/** The target's registry cache: exported when a step ran; otherwise kept, or copied from the scope it came from. */
-async function writeTargetCache(ctx: RegistryCacheContext, target: PlannedStage, found: RegistryResolution, cacheFrom: readonly ImageRef[], steps: readonly BuildStep[], stepSeconds: StepSeconds, known: KnownBlobs): Promise<void> {
+interface TargetCacheWrite {
+  readonly target: PlannedStage;
+  readonly found: RegistryResolution;
+  readonly cacheFrom: readonly ImageRef[];
+  readonly steps: readonly BuildStep[];
+  readonly stepSeconds: StepSeconds;
+  readonly known: KnownBlobs;
+  /** The export the build itself made (--cache-to in it), and what went wrong with it. */
+  readonly inBuild: { readonly ref: ImageRef; readonly error: string | undefined } | undefined;
+  /** This run's input digests, recorded with the cache. */
+  readonly inputs: ReadonlyMap<string, string>;
+  /** The build's phase: an export made in the build counts there. */
+  readonly phase: string;
+}
+
+/**
+ * The target's registry cache: the build's own export when it made one; otherwise
+ * exported when a step ran, or kept, or copied from the scope it came from.
+ */
+async function writeTargetCache(ctx: RegistryCacheContext, write: TargetCacheWrite): Promise<void> {
+  const { target, found, cacheFrom, steps, stepSeconds, known, inBuild, inputs } = write;
   const [first, ...others] = target.registryWrites;
   if (!first) return void ctx.log.info('no cache scope to write');
   const stageReport = stageReportOf(ctx.report, target);
@@ -193,18 +238,45 @@ async function writeTargetCache(ctx: RegistryCacheContext, target: PlannedStage,
   const own = targetFound.find((c) => formatRef(c.ref) === formatRef(first.ref));
   const source = anyRan ? undefined : (own ?? targetFound[0]);
   let written: ImageRef | undefined;
-  if (source && own) {
-    stageReport.cachePush.push({ ref: formatRef(first.ref), action: 'unchanged' });
-    ctx.log.info(`${formatRef(first.ref)}: every step was cached from it; nothing to export`);
-    written = first.ref;
+  if (inBuild && inBuild.error === undefined) {
+    const bytes = await recordExport(ctx, target, inBuild.ref, stepSeconds, known, { note: 'exported in the build, after the deploy image', inputs });
+    ctx.traffic.addEarlyCacheUpload(write.phase, bytes);
+    written = inBuild.ref;
+  } else if (inBuild && !anyRan && source) {
+    ctx.log.warn(`the cache export in the build failed (${inBuild.error}); every step was cached, so the cache it came from is kept`);
+    written = await keepOrCopy(ctx, stageReport, first.ref, source, own);
+  } else if (inBuild && /timed out/.test(inBuild.error ?? '')) {
+    stageReport.cachePush.push({ ref: formatRef(first.ref), action: 'failed', message: inBuild.error });
+    ctx.log.warn(`could not export the registry cache ${formatRef(first.ref)} (${inBuild.error}); the build goes on, the next run may be slower`);
   } else if (source) {
-    const copied = await ctx.ops.copyManifest(source.ref, first.ref);
-    stageReport.cachePush.push({ ref: formatRef(first.ref), action: copied.ok ? 'copied' : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
-    written = copied.ok ? first.ref : undefined;
+    written = await keepOrCopy(ctx, stageReport, first.ref, source, own);
   } else {
-    written = (await exportCache(ctx, target, first.ref, cacheFrom, stepSeconds, known)) !== undefined ? first.ref : undefined;
+    if (inBuild) ctx.log.info(`the cache export in the build failed (${inBuild.error}); exporting it again by itself`);
+    written = (await exportCache(ctx, target, first.ref, cacheFrom, stepSeconds, known, { inputs })) !== undefined ? first.ref : undefined;
   }
   await copyToOtherScopes(ctx, stageReport, written, others);
+}
+
+/** No step ran: the branch's own cache stays as it is, or becomes a copy of the one that served the build. */
+async function keepOrCopy(ctx: RegistryCacheContext, stageReport: StageReport, to: ImageRef, source: CacheCandidate, own: CacheCandidate | undefined): Promise<ImageRef | undefined> {
+  if (own) {
+    stageReport.cachePush.push({ ref: formatRef(to), action: 'unchanged' });
+    ctx.log.info(`${formatRef(to)}: every step was cached from it; nothing to export`);
+    return to;
+  }
+  const copied = await ctx.ops.copyManifest(source.ref, to);
+  stageReport.cachePush.push({ ref: formatRef(to), action: copied.ok ? 'copied' : 'failed', ...(copied.ok ? {} : { message: copied.message }) });
+  return copied.ok ? to : undefined;
+}
+
+/** When the target's cache is exported (export-timing.ts), from the inputs recorded with the most specific cache found for it. */
+async function exportTiming(ctx: RegistryCacheContext, target: PlannedStage, found: RegistryResolution, digests: ReadonlyMap<string, string | undefined>): Promise<ExportTiming> {
+  const write = target.registryWrites[0];
+  if (!ctx.plan.pushCache || !write) return { when: 'after', why: 'no cache is written' };
+  if (ctx.ops.isDown(write.ref) || ctx.ops.cannotPush(write.ref)) return { when: 'after', why: 'the cache registry cannot take it' };
+  const best = (found.get(target.key) ?? [])[0];
+  const recorded = best ? await ctx.ops.cacheInputs(best.ref) : undefined;
+  return targetExportTiming(ctx.plan, recorded, digests);
 }
 
 /** After a failed build: each finished stage that no other finished stage contains, to its own tag. */

@@ -179,7 +179,7 @@ describe('dryRunCommands', () => {
   });
 
   it('registry cache: a stage with a dependency part is exported early, from a cut Dockerfile, to its own tag', () => {
-    const checkpoint = { text: 'FROM x AS deps\nRUN a\n', step: 2, totalSteps: 4 };
+    const checkpoint = { text: 'FROM x AS deps\nRUN a\n', step: 2, totalSteps: 4, cutLine: 3 };
     const stages = STAGES.map((s) => (s.key === 'deps' ? { ...s, checkpoint, buildkitSteps: 4 } : { ...s, buildkitSteps: 3 }));
     const plan = makePlan(input({ strategy: 'registry-cache', stages }));
     const early = dryRunCommands(plan).filter((p) => p.title.startsWith('while it builds'));
