@@ -132,7 +132,13 @@ describe('fault matrix on the real engine, through a fault-injecting proxy', { t
     assert.equal(run.code, 143, explain(run));
     assert.ok(Date.now() - started < 50_000, 'stopped well before the 60 s step would end');
     assert.match(run.stderr, /SIGTERM received/);
-    assert.deepEqual(await registryTags(repo), STRATEGY === 'inline' ? ['__builder', '__deps', 'main__builder', 'main__deps'] : ['___builder', '___deps', '_main__builder', '_main__deps']);
+    const tags = await registryTags(repo);
+    if (STRATEGY === 'inline') assert.deepEqual(tags, ['__builder', '__deps', 'main__builder', 'main__deps'], explain(run));
+    else {
+      // builder's cache holds deps' steps too (mode=max); deps' own tags exist when its early export ended before the signal (SIGTERM cancels one still running).
+      for (const tag of ['___builder', '_main__builder']) assert.ok(tags.includes(tag), `${tag} in ${tags.join(', ')}\n${explain(run)}`);
+      assert.deepEqual(tags.filter((t) => !['___builder', '_main__builder', '___deps', '_main__deps'].includes(t)), [], tags.join(', '));
+    }
     assert.equal(run.report?.outcome, 'interrupted');
   });
 
