@@ -200,13 +200,22 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
       // After the early exports (their blobs are not sent twice) and once the deploy push's blobs are counted: the export finds them in the registry.
       await early.settled();
       await ctx.traffic.settled();
-      const inBuildExport = inBuild ? { ref: inBuild, error: cacheTimedOut ? `timed out after ${ctx.timeoutMs / 1000}s (--timeout)` : exportingCache ? cacheExportError(result.all) : 'the build stopped before it' } : undefined;
+      const inBuildExport = inBuild ? { ref: inBuild, error: inBuildExportError(result, { exportingCache, cacheTimedOut, timeoutMs: ctx.timeoutMs }) } : undefined;
       const recorded = new Map([...digests].filter((e): e is [string, string] => e[1] !== undefined));
       if (built || deployError) await writeTargetCache(ctx, { target, found, cacheFrom, steps, stepSeconds, known, inBuild: inBuildExport, inputs: recorded, phase });
       else await writeFinishedStages(ctx, progress.finished, cacheFrom, stepSeconds, known);
     });
   }
   return { failure, deployError };
+}
+
+/** What went wrong with the cache export inside the build; undefined when BuildKit wrote it. */
+function inBuildExportError(result: { exitCode: number; all: string }, state: { exportingCache: boolean; cacheTimedOut: boolean; timeoutMs: number }): string | undefined {
+  if (state.cacheTimedOut) return `timed out after ${state.timeoutMs / 1000}s (--timeout)`;
+  if (!state.exportingCache) return 'the build stopped before it';
+  // Stopped during the export (SIGTERM): the cache tag may still be the old one.
+  if (result.exitCode !== 0) return 'the build was stopped during it';
+  return cacheExportError(result.all);
 }
 
 interface TargetCacheWrite {
