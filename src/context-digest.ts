@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { withoutDockerfile } from './dockerfile/copy.js';
 import type { PartInputs } from './dockerfile/inputs.js';
+import { redactBuildArgs } from './redact.js';
 
 /**
  * Digests of what parts of a build read (dockerfile/inputs.ts): their Dockerfile lines,
@@ -17,6 +19,16 @@ export interface DigestBudget {
 }
 
 export const DEFAULT_DIGEST_BUDGET: DigestBudget = { maxBytes: 128 * 1024 * 1024, maxFiles: 50_000 };
+
+/** The digests of a build's parts, with the .dockerignore BuildKit reads (the Dockerfile's own, else the context's). Never throws. */
+export async function digestBuildInputs(build: { dockerfile: string; context: string; target: string | undefined; passthrough: readonly string[] }, parts: ReadonlyMap<string, PartInputs | undefined>): Promise<Map<string, string | undefined>> {
+  if (parts.size === 0) return new Map();
+  const own = `${build.dockerfile}.dockerignore`;
+  const ignoreFile = (await stat(own).then(() => true, () => false)) ? own : join(build.context, '.dockerignore');
+  // Build-argument values stay out: the digest is written into the registry. The Dockerfile's lines are in it; its path is not.
+  const settings = [build.target ?? '', ...withoutDockerfile(redactBuildArgs(build.passthrough))];
+  return digestParts(build.context, ignoreFile, parts, settings).catch(() => new Map());
+}
 
 /** A digest per part (undefined where its inputs are unknown or over the budget). */
 export async function digestParts(

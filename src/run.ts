@@ -1,6 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join, resolve as resolvePath } from 'node:path';
-import { digestParts } from './context-digest.js';
+import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import { digestBuildInputs } from './context-digest.js';
 import { currentBuildxBuilder } from './engine/buildx-config.js';
 import { type PartInputs, partInputs } from './dockerfile/inputs.js';
 import { BUILD_INPUTS, partKey } from './strategies/export-timing.js';
@@ -22,7 +22,7 @@ import { DeployHandoff } from './publish/deploy-handoff.js';
 import { PhaseTraffic } from './report/phase-traffic.js';
 import type { Logger } from './log.js';
 import type { Options } from './cli/options.js';
-import { redactBuildArgs, secretArgWarning } from './redact.js';
+import { secretArgWarning } from './redact.js';
 import { buildWithRegistryCache, type RegistryCacheContext, resolveRegistryCaches } from './strategies/registry-cache.js';
 import { type ChosenStrategy, chooseStrategy, type StrategyKind } from './plan/strategy.js';
 import { dryRunCommands, makePlan, type Plan, type PlannedStage, type StageInput } from './plan/plan.js';
@@ -118,27 +118,6 @@ async function stageInputs(options: Options): Promise<StageInputs> {
   return { inputs, namedText: given.size > 0 ? buildText : undefined, parts };
 }
 
-/** The digests of `parts`, for the registry-cache strategy's export timing; read from the context while the engine is probed. */
-async function digestInputs(options: Options, parts: ReadonlyMap<string, PartInputs | undefined>): Promise<Map<string, string | undefined>> {
-  if (parts.size === 0) return new Map();
-  const own = `${options.dockerfile}.dockerignore`;
-  const ignoreFile = (await stat(own).then(() => true, () => false)) ? own : join(options.context, '.dockerignore');
-  // Build-argument values stay out: the digest is written into the registry.
-  const settings = [options.target ?? '', ...withoutFile(redactBuildArgs(options.passthrough))];
-  return digestParts(options.context, ignoreFile, parts, settings).catch(() => new Map());
-}
-
-/** The options without --file/-f and its value (the Dockerfile's lines are in the digest). */
-function withoutFile(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (arg === '-f' || arg === '--file') i++;
-    else if (!arg.startsWith('--file=') && !/^-f./.test(arg)) out.push(arg);
-  }
-  return out;
-}
-
 /** stage-N for each unnamed stage given by index, unless another stage already has that name. */
 function namesFor(dockerfile: Dockerfile, indexes: readonly number[]): Map<number, string> {
   const taken = new Set(dockerfile.stages.map((s) => s.name));
@@ -209,7 +188,7 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   const branch = await findBranch(options, deps);
   const { inputs, namedText, parts } = await stageInputs(options);
   // Read beside the probe and the lookups; only the registry-cache strategy waits for it.
-  const digests = options.dryRun ? Promise.resolve(new Map<string, string | undefined>()) : digestInputs(options, parts);
+  const digests = options.dryRun ? Promise.resolve(new Map<string, string | undefined>()) : digestBuildInputs({ dockerfile: options.dockerfile, context: options.context, target: options.target, passthrough: options.passthrough }, parts);
   const copy = namedText === undefined ? undefined : await writeDockerfileCopy(namedText, options.dockerfile, 'drc-dockerfile-');
   try {
     const passthrough = copy ? withDockerfile(options.passthrough, copy.path) : options.passthrough;

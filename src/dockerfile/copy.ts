@@ -24,6 +24,11 @@ export function dockerfileOf(args: readonly string[], context: string): string {
 
 /** The arguments with every -f/--file replaced by `--file FILE` at the end. */
 export function withDockerfile(args: readonly string[], file: string): string[] {
+  return [...withoutDockerfile(args), '--file', file];
+}
+
+/** The arguments without -f/--file and its value. */
+export function withoutDockerfile(args: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? '';
@@ -34,7 +39,7 @@ export function withDockerfile(args: readonly string[], file: string): string[] 
     if (arg.startsWith('--file=')) continue;
     out.push(arg);
   }
-  return [...out, '--file', file];
+  return out;
 }
 
 /**

@@ -111,8 +111,8 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   // Read while the build runs: what the cached steps took when they last ran, and which blobs the registry holds.
   const imported = importedStepSeconds(ctx, cacheFrom);
   const knowing = knownBefore(ctx, cacheFrom);
-  const digests = await ctx.digests;
-  const timing = await exportTiming(ctx, target, found, digests);
+  // The decision waits for the digests only briefly (a large context): without them the export goes after the build.
+  const timing = await exportTiming(ctx, target, found, await settledWithin(ctx.digests, DIGEST_WAIT_MS, new Map()));
   const inBuild = timing.when === 'in-build' ? target.registryWrites[0]?.ref : undefined;
   if (plan.pushCache) log.info(`cache export: ${inBuild ? 'in the build, after the deploy image' : 'after the build'} (${timing.why})`);
   const phase = `build ${target.key} (target) with the registry cache${plan.push ? ', deploy push' : ''}${inBuild ? ', cache export' : ''}`;
@@ -201,12 +201,28 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
       await early.settled();
       await ctx.traffic.settled();
       const inBuildExport = inBuild ? { ref: inBuild, error: inBuildExportError(result, { exportingCache, cacheTimedOut, timeoutMs: ctx.timeoutMs }) } : undefined;
-      const recorded = new Map([...digests].filter((e): e is [string, string] => e[1] !== undefined));
+      const recorded = new Map([...(await ctx.digests)].filter((e): e is [string, string] => e[1] !== undefined));
       if (built || deployError) await writeTargetCache(ctx, { target, found, cacheFrom, steps, stepSeconds, known, inBuild: inBuildExport, inputs: recorded, phase });
       else await writeFinishedStages(ctx, progress.finished, cacheFrom, stepSeconds, known);
     });
   }
   return { failure, deployError };
+}
+
+/** How long the build waits for the input digests once the caches are resolved. */
+const DIGEST_WAIT_MS = 300;
+
+/** `pending`'s value, or `fallback` if it has not settled within `ms`. */
+async function settledWithin<T>(pending: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  try {
+    return await Promise.race([pending, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** What went wrong with the cache export inside the build; undefined when BuildKit wrote it. */
