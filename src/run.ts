@@ -188,7 +188,9 @@ export async function execute(options: Options, deps: RunDeps): Promise<RunRepor
   const branch = await findBranch(options, deps);
   const { inputs, namedText, parts } = await stageInputs(options);
   // Read beside the probe and the lookups; only the registry-cache strategy waits for it.
-  const digests = options.dryRun ? Promise.resolve(new Map<string, string | undefined>()) : digestBuildInputs({ dockerfile: options.dockerfile, context: options.context, target: options.target, passthrough: options.passthrough }, parts);
+  // Only the registry-cache strategy reads them: skipped when the run cannot take it or writes no cache.
+  const digestsUsed = !options.dryRun && options.pushCache && (options.strategy === 'auto' || options.strategy === 'registry-cache');
+  const digests = !digestsUsed ? Promise.resolve(new Map<string, string | undefined>()) : digestBuildInputs({ dockerfile: options.dockerfile, context: options.context, target: options.target, passthrough: options.passthrough }, parts);
   const copy = namedText === undefined ? undefined : await writeDockerfileCopy(namedText, options.dockerfile, 'drc-dockerfile-');
   try {
     const passthrough = copy ? withDockerfile(options.passthrough, copy.path) : options.passthrough;
