@@ -119,11 +119,21 @@ export class CacheOps {
     return ahead ?? this.lookupNow(ref);
   }
 
+  /** The manifest digest each tag had when it was looked up (found tags only). */
+  private readonly lookedUpDigests = new Map<string, string>();
+
+  /** The digest `ref` had when `lookup` found it; undefined when not found or not told. */
+  digestAtLookup(ref: ImageRef): string | undefined {
+    return this.lookedUpDigests.get(formatRef(ref));
+  }
+
   private async lookupNow(ref: ImageRef): Promise<Lookup> {
     let found: Lookup = 'unknown';
     const result = await this.retrying('lookup of', ref, async () => {
       try {
-        found = (await this.registry.head(ref)) === undefined ? 'missing' : 'found';
+        const head = await this.registry.head(ref);
+        found = head === undefined ? 'missing' : 'found';
+        if (head?.digest) this.lookedUpDigests.set(formatRef(ref), head.digest);
         return { ok: true, message: '' };
       } catch (error) {
         return { ok: false, message: (error as Error).message };
@@ -339,6 +349,7 @@ export class CacheOps {
 
   /** After this run wrote `ref` (a push, a copy, a cache export): what was read of it is stale. */
   forget(ref: ImageRef): void {
+    this.lookedUpDigests.delete(formatRef(ref));
     this.images.delete(formatRef(ref));
     this.manifests.delete(formatRef(ref));
   }

@@ -78,14 +78,27 @@ export async function resolveRegistryCaches(ctx: RegistryCacheContext): Promise<
   return found;
 }
 
-/** Every registry cache found, each once, scope by scope (most specific first), the target's before the stages': the build's --cache-from list. */
-export function cacheSources(plan: Plan, found: RegistryResolution): ImageRef[] {
+/**
+ * Every registry cache found, each once, scope by scope (most specific first), the
+ * target's before the stages': the build's --cache-from list. A tag whose manifest is
+ * one already listed (`digestOf`, from the lookups) is left out: the default branch's
+ * caches are copied to the unprefixed scope, and BuildKit would fetch and merge the
+ * same cache twice.
+ */
+export function cacheSources(plan: Plan, found: RegistryResolution, digestOf: (ref: ImageRef) => string | undefined = () => undefined): ImageRef[] {
   const target = plan.stages[plan.stages.length - 1];
   const ordered = [...(target ? [target] : []), ...plan.stages.filter((s) => s !== target)];
   const scopes = target?.registryCandidates.map((c) => c.scope) ?? [];
-  return scopes.flatMap((scope) =>
+  const all = scopes.flatMap((scope) =>
     ordered.flatMap((stage) => (found.get(stage.key) ?? []).filter((c) => c.scope.kind === scope.kind && c.scope.branch === scope.branch).map((c) => c.ref)),
   );
+  const seen = new Set<string>();
+  return all.filter((ref) => {
+    const key = digestOf(ref) ?? formatRef(ref);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** Bytes the deploy push inside the build sent: each repository's new blobs, once. */
@@ -107,7 +120,7 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
   const { plan, log, report } = ctx;
   const target = plan.stages[plan.stages.length - 1];
   if (!target) return { failure: undefined, deployError: undefined };
-  const cacheFrom = cacheSources(plan, found);
+  const cacheFrom = cacheSources(plan, found, (ref) => ctx.ops.digestAtLookup(ref));
   // Read while the build runs: what the cached steps took when they last ran, and which blobs the registry holds.
   const imported = importedStepSeconds(ctx, cacheFrom);
   const knowing = knownBefore(ctx, cacheFrom);

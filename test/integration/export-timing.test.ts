@@ -42,6 +42,12 @@ describe('registry cache: when the target\'s cache is exported', { timeout: 600_
     assert.match(run.stderr + run.stdout, IN_BUILD);
     // One buildx session: the target's, with --cache-to in it.
     assert.equal((run.stdout + run.stderr).match(/^#0 building with/gm)?.length, 1, explain(run));
+    // The default branch's caches and their unprefixed copies are the same manifests: each is imported once.
+    assert.equal(await registryDigest(repo, '_latest'), await registryDigest(repo, '_main'));
+    const imported = [...(run.stdout + run.stderr).matchAll(/^#\d+ importing cache manifest from \S+:(\S+)$/gm)].map((m) => m[1] ?? '');
+    assert.ok(imported.includes('_main') && !imported.includes('_latest'), `imported: ${imported.join(', ')}`);
+    const importedDigests = await Promise.all(imported.map((tag) => registryDigest(repo, tag)));
+    assert.equal(new Set(importedDigests).size, imported.length, `no manifest twice: ${imported.join(', ')}`);
     const final = reportedStage(run, 'final');
     assert.deepEqual(final.cachePush.find((p) => p.ref === `${repo}:_topic`), { ref: `${repo}:_topic`, action: 'pushed', message: 'exported in the build, after the deploy image' });
     assert.deepEqual(reportedStage(run, 'builder').steps, { cached: 3, total: 5 });
