@@ -405,11 +405,11 @@ function registryDryRun(plan: Plan): { title: string; invocations: DockerInvocat
     ...(write
       ? [
           {
-            title: 'if a step ran: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',
+            title: 'if a step ran although the inputs recorded with the cache said none should, or the export in the build failed: export the registry cache (every step a local hit); other scopes this run writes get a manifest copy; if a stage failed, each finished stage is exported to its own tag instead',
             invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed, cacheTo: write.ref })],
           },
           {
-            title: 'instead of that second build, when the inputs recorded with the cache found show that only steps after the dependency parts changed: the target build exports the cache itself, after the deploy image (strategies/export-timing.ts)',
+            title: 'instead of that second build, unless the inputs recorded with the cache found say no step should run: the target build exports the cache itself, after the deploy image (strategies/export-timing.ts)',
             invocations: [registryBuildInvocation(plan, { stage: target, cacheFrom: assumed, cacheToInBuild: write.ref })],
           },
         ]

@@ -14,12 +14,15 @@ import type { RegistryCacheContext } from './registry-cache.js';
  * exported to the stage's own cache tag by a second build beside the running one (the
  * Dockerfile cut before the stage's sources, --target the stage: every step is the
  * running build's, a local hit). The target's export at the end finds those blobs in
- * the registry and sends only the rest. Exports run one at a time and the target's
- * waits for them, so that no blob goes up twice at once. Best effort, like every cache
+ * the registry and sends only the rest. Exports run one at a time, and a target export
+ * after the build waits for them; one inside the build may start while one still runs
+ * (`running`). Best effort, like every cache
  * write: a failed early export only leaves its layers to the target's export.
  */
 export class EarlyCacheExports {
   private queue: Promise<void> = Promise.resolve();
+  /** Stages whose early export is queued or running. */
+  private readonly pending = new Set<string>();
 
   constructor(
     private readonly ctx: RegistryCacheContext,
@@ -45,11 +48,20 @@ export class EarlyCacheExports {
     return this.queue;
   }
 
+  /** The stages whose early export has not ended yet. */
+  running(): string[] {
+    return [...this.pending];
+  }
+
   private start(early: EarlyExport): void {
     if (this.ctx.cancel.aborted) return;
-    this.queue = this.queue.then(() => this.run(early)).catch((error: unknown) => {
-      this.ctx.log.info(`stage ${early.stage.key}: no early cache export (${firstLine((error as Error).message)}); the target's export sends its layers`);
-    });
+    this.pending.add(early.stage.key);
+    this.queue = this.queue
+      .then(() => this.run(early))
+      .catch((error: unknown) => {
+        this.ctx.log.info(`stage ${early.stage.key}: no early cache export (${firstLine((error as Error).message)}); the target's export sends its layers`);
+      })
+      .finally(() => this.pending.delete(early.stage.key));
   }
 
   private async run({ stage, part, write }: EarlyExport): Promise<void> {

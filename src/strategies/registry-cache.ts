@@ -17,11 +17,10 @@ import { buildkitFetches, fetchedBytes } from '../report/transfers.js';
  *
  * One build of the target with every registry cache found (branch, default branches,
  * unprefixed: BuildKit takes each step from whichever has it) pushes the deploy image
- * itself. Its cache (--cache-to mode=max) is exported after the deploy image: in the
- * same build when the inputs recorded with the cache say only the source steps
- * changed, else by a second build of the target, every step a local hit, once the
- * early exports are up and only when a step ran, so a no-change run writes nothing
- * (export-timing.ts). A build that fails exports no cache,
+ * itself. Its cache (--cache-to mode=max) is exported after the deploy image, in the
+ * same build, unless the inputs recorded with the cache say no step should run: then
+ * by a second build of the target, every step a local hit, only when a step ran, so a
+ * no-change run writes nothing (export-timing.ts). A build that fails exports no cache,
  * so then each stage that finished is exported to its own tag (`_BRANCH__STAGE`),
  * which the next run reads beside the target's.
  */
@@ -156,6 +155,8 @@ export async function buildWithRegistryCache(ctx: RegistryCacheContext, found: R
         }
         if (inBuild && !exportingCache && /^#\d+ exporting cache to registry/m.test(chunk)) {
           exportingCache = true;
+          const still = early.running();
+          if (still.length > 0) log.info(`the early cache export of ${still.join(', ')} still runs as the build exports its cache: layers it has not sent yet may go up twice`);
           clearTimeout(pushTimer);
           cacheTimer = setTimeout(() => {
             cacheTimedOut = true;

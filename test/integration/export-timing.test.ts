@@ -23,11 +23,14 @@ describe('registry cache: when the target\'s cache is exported', { timeout: 600_
   before(() => ensureTestEnv());
   after(() => cleanup(dir));
 
-  it('cold: after the build (nothing recorded yet); the export records what the build read', async () => {
+  it('cold: in the build (nothing recorded yet), the dependency part early beside it; the export records what the build read', async () => {
     wipeEngine();
     const run = await helper('v1', 'main');
     assert.equal(run.code, 0, explain(run));
-    assert.match(run.stderr + run.stdout, /cache export: after the build \(no record of the inputs of the cache found\)/);
+    assert.match(run.stderr + run.stdout, /cache export: in the build, after the deploy image \(no record of the inputs of the cache found: steps should run\)/);
+    assert.equal((run.stdout + run.stderr).match(/^#0 building with/gm)?.length, 2, 'the target build and the early export, no export after');
+    assert.match(reportedStage(run, 'builder').cachePush.find((p) => p.ref === `${repo}:_main__builder`)?.message ?? '', EARLY_NOTE);
+    assert.equal(reportedStage(run, 'final').cachePush.find((p) => p.ref === `${repo}:_main`)?.message, 'exported in the build, after the deploy image');
     const inputs = await recordedInputs(repo, '_main');
     assert.ok(inputs, 'the cache index carries the inputs');
     for (const key of ['build', 'builder:cut', 'builder:whole', 'final:whole']) assert.match(inputs[key] ?? '', /^sha256:[0-9a-f]{64}$/, `${key} in ${JSON.stringify(inputs)}`);
@@ -81,13 +84,15 @@ describe('registry cache: when the target\'s cache is exported', { timeout: 600_
     assert.equal(await registryDigest(repo, '_topic'), digest);
   });
 
-  it('a dependency change: the part goes up early and the target is exported after the build', async () => {
+  it('a dependency change: the part goes up early and the target is exported in the build', async () => {
     appendFileSync(join(dir, 'deps.txt'), 'lib 2\n');
     wipeEngine();
     const run = await helper('v5', 'topic');
     assert.equal(run.code, 0, explain(run));
-    assert.match(run.stderr + run.stdout, /cache export: after the build \(the dependency part of builder may have changed: it goes up early\)/);
+    assert.match(run.stderr + run.stdout, /cache export: in the build, after the deploy image \(the dependency part of builder may have changed: it goes up early, the rest in the build\)/);
     assert.match(reportedStage(run, 'builder').cachePush.find((p) => p.ref === `${repo}:_topic__builder`)?.message ?? '', EARLY_NOTE);
-    assert.equal(reportedStage(run, 'final').cachePush.find((p) => p.ref === `${repo}:_topic`)?.action, 'pushed');
+    assert.deepEqual(reportedStage(run, 'final').cachePush.find((p) => p.ref === `${repo}:_topic`), { ref: `${repo}:_topic`, action: 'pushed', message: 'exported in the build, after the deploy image' });
+    const inputs = await recordedInputs(repo, '_topic');
+    assert.match(inputs?.['builder:cut'] ?? '', /^sha256:/, 'the new dependency part is recorded');
   });
 });

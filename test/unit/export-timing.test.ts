@@ -125,11 +125,16 @@ describe('targetExportTiming', () => {
     const recorded = new Map([[BUILD_INPUTS, 'sha256:b2'], [partKey('builder', 'cut'), 'sha256:d1']]);
     assert.deepEqual(targetExportTiming(plan(), recorded, current), { when: 'after', why: 'the inputs are those recorded with the cache: no step should run' });
   });
-  it('after the build when a dependency part changed, is unknown, or the cache has no record', () => {
-    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b1'], [partKey('builder', 'cut'), 'sha256:d0']]), current).when, 'after');
-    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b1']]), current).when, 'after');
-    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b1'], [partKey('builder', 'cut'), 'sha256:d1']]), new Map([[BUILD_INPUTS, 'sha256:b2']])).when, 'after');
-    assert.equal(targetExportTiming(plan(), undefined, current).when, 'after');
+  it('in the build too when a dependency part changed, is unknown, or the cache has no record (steps should run; the parts still go up early)', () => {
+    const changed = targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b1'], [partKey('builder', 'cut'), 'sha256:d0']]), current);
+    assert.deepEqual(changed, { when: 'in-build', why: 'the dependency part of builder may have changed: it goes up early, the rest in the build' });
+    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b1']]), current).when, 'in-build');
+    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b1'], [partKey('builder', 'cut'), 'sha256:d1']]), new Map([[BUILD_INPUTS, 'sha256:b2']])).when, 'in-build');
+    assert.deepEqual(targetExportTiming(plan(), undefined, current), { when: 'in-build', why: 'no record of the inputs of the cache found: steps should run' });
+  });
+  it('after the build only when the build digest is the recorded one; an unknown build digest never counts as unchanged', () => {
+    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b2']]), current).when, 'after');
+    assert.equal(targetExportTiming(plan(), new Map([[BUILD_INPUTS, 'sha256:b2']]), new Map([[partKey('builder', 'cut'), 'sha256:d1']])).when, 'in-build');
   });
   it('in the build when no part can go early, even without a record', () => {
     const single = plan({ stages: [{ key: 'final', named: true, deps: [], isLast: true, buildkitSteps: 2 }] });
