@@ -6,9 +6,10 @@ import { describe, it } from 'node:test';
 import { digestParts } from '../../src/context-digest.ts';
 import { parseDockerfile } from '../../src/dockerfile/dockerfile.ts';
 import { partInputs } from '../../src/dockerfile/inputs.ts';
-import { parseImageRef } from '../../src/plan/image-ref.ts';
+import { formatRef, type ImageRef, parseImageRef } from '../../src/plan/image-ref.ts';
 import { dryRunCommands, makePlan, type PlanInput, registryBuildInvocation } from '../../src/plan/plan.ts';
 import { BUILD_INPUTS, partKey, targetExportTiming } from '../../src/strategies/export-timing.ts';
+import { cacheSources } from '../../src/strategies/registry-cache.ts';
 
 const DOCKERFILE = [
   'ARG BASE=busybox',
@@ -154,5 +155,34 @@ describe('the build that exports its own cache', () => {
     const shown = dryRunCommands(p).find((phase) => phase.title.startsWith('instead of that second build'));
     const assumed = target.registryCandidates.slice(0, 1).map((c) => c.ref);
     assert.deepEqual(shown?.invocations[0]?.args, registryBuildInvocation(p, { stage: target, cacheFrom: assumed, cacheToInBuild: target.registryWrites[0]?.ref }).args);
+  });
+});
+
+// Every candidate tag of every stage exists.
+const sourcesPlan = plan();
+const found = new Map(sourcesPlan.stages.map((s) => [s.key, s.registryCandidates]));
+const tags = (refs: readonly ImageRef[]): string[] => refs.map((r) => formatRef(r).split(':').pop() ?? '');
+
+describe('cacheSources: the --cache-from list of the registry-cache build', () => {
+  it("scope by scope, most specific first, the target's cache before the stages'", () => {
+    assert.deepEqual(tags(cacheSources(sourcesPlan, found)), ['_feature', '_feature__builder', '_main', '_main__builder', '_latest', '___builder']);
+  });
+  it('leaves out a tag whose manifest one listed before it has (the unprefixed copies of the default branch)', () => {
+    const digests = new Map([
+      ['_feature', 'sha256:f'],
+      ['_feature__builder', 'sha256:fd'],
+      ['_main', 'sha256:m'],
+      ['_main__builder', 'sha256:md'],
+      ['_latest', 'sha256:m'],
+      ['___builder', 'sha256:md'],
+    ]);
+    const digestOf = (ref: ImageRef): string | undefined => digests.get(tags([ref])[0] ?? '');
+    assert.deepEqual(tags(cacheSources(sourcesPlan, found, digestOf)), ['_feature', '_feature__builder', '_main', '_main__builder']);
+    // A new branch's copy of the default branch's cache: the branch's own tag stays, the copy it came from goes.
+    digests.set('_feature', 'sha256:m');
+    assert.deepEqual(tags(cacheSources(sourcesPlan, found, digestOf)), ['_feature', '_feature__builder', '_main__builder']);
+  });
+  it('keeps tags whose digest is unknown', () => {
+    assert.deepEqual(tags(cacheSources(sourcesPlan, found, () => undefined)), tags(cacheSources(sourcesPlan, found)));
   });
 });
