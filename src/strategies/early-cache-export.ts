@@ -21,8 +21,8 @@ import type { RegistryCacheContext } from './registry-cache.js';
  */
 export class EarlyCacheExports {
   private queue: Promise<void> = Promise.resolve();
-  /** Stages whose early export is queued or running. */
-  private readonly pending = new Set<string>();
+  /** Early exports queued or running (one stage may have a part and its whole). */
+  private readonly pending = new Set<EarlyExport>();
 
   constructor(
     private readonly ctx: RegistryCacheContext,
@@ -50,18 +50,18 @@ export class EarlyCacheExports {
 
   /** The stages whose early export has not ended yet. */
   running(): string[] {
-    return [...this.pending];
+    return [...new Set([...this.pending].map((early) => early.stage.key))];
   }
 
   private start(early: EarlyExport): void {
     if (this.ctx.cancel.aborted) return;
-    this.pending.add(early.stage.key);
+    this.pending.add(early);
     this.queue = this.queue
       .then(() => this.run(early))
       .catch((error: unknown) => {
         this.ctx.log.info(`stage ${early.stage.key}: no early cache export (${firstLine((error as Error).message)}); the target's export sends its layers`);
       })
-      .finally(() => this.pending.delete(early.stage.key));
+      .finally(() => this.pending.delete(early));
   }
 
   private async run({ stage, part, write }: EarlyExport): Promise<void> {
